@@ -1,0 +1,304 @@
+//! The data-plane host: a local store fed by polling the replication log.
+//!
+//! The host's durable state is a [`LocalStore`]: one versioned record per
+//! secret (deletes are versioned tombstones) and, per log partition, the cursor
+//! up to which events are applied. Data and cursors change together in one
+//! [`LocalStore::apply`] call, which is the atomic unit a real host would write
+//! in one local transaction, so a crash never leaves a cursor ahead of its data.
+//!
+//! Apply is idempotent and forward-only: an event at or below the partition's
+//! cursor is a duplicate and ignored; an event whose version is not newer than
+//! the local record changes nothing but the cursor. Events that arrive ahead of
+//! a gap wait in a bounded buffer (`pending_events_max`) until the gap fills.
+//!
+//! Call protocol: [`Host::on_timer`] (poll loop), [`Host::on_store_reply`];
+//! drain [`Host::poll_output`]. After a crash, build a new host with
+//! [`Host::recover`] from the durable [`LocalStore`]; everything else is volatile.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use crate::store::{StoreReply, StoreRequest};
+use crate::types::{HostId, LogEvent, RequestTag, SecretId, SecretRecord, Seq, TenantId, Time, Version};
+
+/// Limits and knobs of a host.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct HostConfig {
+    /// Time between polls when caught up.
+    pub poll_interval_ns: u64,
+    /// Most events asked per partition in one poll.
+    pub poll_events_max: usize,
+    /// Most out-of-order events buffered ahead of a gap.
+    pub pending_events_max: usize,
+    /// How long to wait for a poll reply before polling again.
+    pub request_timeout_ns: u64,
+}
+
+impl Default for HostConfig {
+    fn default() -> HostConfig {
+        HostConfig {
+            poll_interval_ns: 10_000_000,
+            poll_events_max: 64,
+            pending_events_max: 256,
+            request_timeout_ns: 200_000_000,
+        }
+    }
+}
+
+/// What a host asks its caller to do.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum HostOutput {
+    /// Send `request` to the store of the host's cell.
+    Store {
+        /// Tag to return with the reply.
+        tag: RequestTag,
+        /// The request (a log poll).
+        request: StoreRequest,
+    },
+    /// Call [`Host::on_timer`] at or after `deadline`.
+    Timer {
+        /// When to wake the host.
+        deadline: Time,
+    },
+    /// Tell the cell's activator how far this host has applied each partition.
+    Applied {
+        /// The host.
+        host: HostId,
+        /// Its cursor per partition.
+        cursors: Vec<(TenantId, Seq)>,
+    },
+}
+
+/// The result of a local read.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum LocalRead {
+    /// The host has never applied anything for this secret.
+    Missing,
+    /// The host holds the secret at this version.
+    Found(SecretRecord),
+}
+
+/// The effect of applying one event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ApplyEffect {
+    /// The record moved forward to the event's version.
+    Applied,
+    /// The local record was already at the event's version or newer; only the
+    /// cursor moved.
+    Stale,
+}
+
+/// A host's durable state: records and cursors, changed together.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct LocalStore {
+    records: BTreeMap<SecretId, SecretRecord>,
+    cursors: BTreeMap<TenantId, Seq>,
+}
+
+impl LocalStore {
+    /// An empty local store.
+    pub fn new() -> LocalStore {
+        LocalStore::default()
+    }
+
+    /// Applies the next event of its partition: the record moves forward if
+    /// the event is newer, and the cursor moves to the event, in one step.
+    pub fn apply(&mut self, event: &LogEvent) -> ApplyEffect {
+        let tenant = event.tenant();
+        let cursor = self.cursor(tenant);
+        assert_eq!(event.seq, cursor.next(), "apply out of order in partition {tenant}");
+        event.mutation.record.check_invariants();
+        let local_version = self.version(event.mutation.secret);
+        let effect = if event.mutation.record.version > local_version {
+            self.records.insert(event.mutation.secret, event.mutation.record.clone());
+            ApplyEffect::Applied
+        } else {
+            ApplyEffect::Stale
+        };
+        self.cursors.insert(tenant, event.seq);
+        assert!(self.version(event.mutation.secret) >= event.mutation.record.version);
+        effect
+    }
+
+    /// The cursor of `tenant`'s partition.
+    pub fn cursor(&self, tenant: TenantId) -> Seq {
+        self.cursors.get(&tenant).copied().unwrap_or(Seq::ZERO)
+    }
+
+    /// Every partition's cursor, in partition order.
+    pub fn cursors(&self) -> Vec<(TenantId, Seq)> {
+        self.cursors.iter().map(|(tenant, seq)| (*tenant, *seq)).collect()
+    }
+
+    /// The local version of `secret` (`Version::ABSENT` if never applied).
+    pub fn version(&self, secret: SecretId) -> Version {
+        self.records.get(&secret).map_or(Version::ABSENT, |record| record.version)
+    }
+
+    /// The local record of `secret`, tombstones included.
+    pub fn record(&self, secret: SecretId) -> Option<&SecretRecord> {
+        self.records.get(&secret)
+    }
+
+    /// Every local record in secret order.
+    pub fn records(&self) -> impl Iterator<Item = (SecretId, &SecretRecord)> {
+        self.records.iter().map(|(secret, record)| (*secret, record))
+    }
+}
+
+/// A data-plane host. See the module documentation.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Host {
+    id: HostId,
+    config: HostConfig,
+    durable: LocalStore,
+    /// Events received ahead of a gap, by partition and position.
+    pending: BTreeMap<(TenantId, Seq), LogEvent>,
+    /// The outstanding poll and when it is abandoned.
+    poll_in_flight: Option<(RequestTag, Time)>,
+    /// When the next poll is due.
+    next_poll: Time,
+    next_tag: RequestTag,
+    outputs: VecDeque<HostOutput>,
+}
+
+impl Host {
+    /// A new host with an empty local store; the first poll is due at `now`.
+    pub fn new(id: HostId, config: HostConfig, now: Time) -> Host {
+        Host::recover(id, config, LocalStore::new(), now)
+    }
+
+    /// A host restarted from its durable state; the first poll is due at `now`.
+    pub fn recover(id: HostId, config: HostConfig, durable: LocalStore, now: Time) -> Host {
+        assert!(config.poll_events_max > 0, "a poll asks for at least one event");
+        assert!(config.poll_interval_ns > 0, "a zero poll interval spins");
+        let mut host = Host {
+            id,
+            config,
+            durable,
+            pending: BTreeMap::new(),
+            poll_in_flight: None,
+            next_poll: now,
+            next_tag: RequestTag::default(),
+            outputs: VecDeque::new(),
+        };
+        host.outputs.push_back(HostOutput::Timer { deadline: now });
+        host
+    }
+
+    /// The host's id.
+    pub fn id(&self) -> HostId {
+        self.id
+    }
+
+    /// The durable state (what survives a crash).
+    pub fn durable(&self) -> &LocalStore {
+        &self.durable
+    }
+
+    /// The next output, if any.
+    pub fn poll_output(&mut self) -> Option<HostOutput> {
+        self.outputs.pop_front()
+    }
+
+    /// Reads `secret` from the local store.
+    pub fn read(&self, secret: SecretId) -> LocalRead {
+        match self.durable.record(secret) {
+            Some(record) => LocalRead::Found(record.clone()),
+            None => LocalRead::Missing,
+        }
+    }
+
+    /// The poll timer may have expired: poll if one is due and none is
+    /// outstanding (or the outstanding one timed out).
+    pub fn on_timer(&mut self, now: Time) {
+        if let Some((_, abandon_at)) = self.poll_in_flight {
+            if now < abandon_at {
+                return;
+            }
+            self.poll_in_flight = None;
+        }
+        if now >= self.next_poll {
+            self.poll(now);
+        } else {
+            self.outputs.push_back(HostOutput::Timer { deadline: self.next_poll });
+        }
+        self.check_invariants();
+    }
+
+    /// The store answered the request tagged `tag`.
+    pub fn on_store_reply(&mut self, now: Time, tag: RequestTag, reply: StoreReply) {
+        let Some((expected, _)) = self.poll_in_flight else { return };
+        if expected != tag {
+            return; // A late reply to an abandoned poll.
+        }
+        let StoreReply::Poll(events) = reply else {
+            panic!("a poll answered with {reply:?}");
+        };
+        self.poll_in_flight = None;
+        let full = self.on_events(&events);
+        self.outputs.push_back(HostOutput::Applied { host: self.id, cursors: self.durable.cursors() });
+        if full {
+            // Behind: poll again at once instead of waiting a whole interval.
+            self.next_poll = now;
+            self.poll(now);
+        } else {
+            self.next_poll = now.plus_ns(self.config.poll_interval_ns);
+            self.outputs.push_back(HostOutput::Timer { deadline: self.next_poll });
+        }
+        self.check_invariants();
+    }
+
+    /// Applies a batch of events, in any order and with duplicates. Returns
+    /// whether some partition filled its poll limit (more may be waiting).
+    pub fn on_events(&mut self, events: &[LogEvent]) -> bool {
+        let mut per_partition: BTreeMap<TenantId, usize> = BTreeMap::new();
+        for event in events {
+            *per_partition.entry(event.tenant()).or_default() += 1;
+            let tenant = event.tenant();
+            if event.seq <= self.durable.cursor(tenant) {
+                continue; // Duplicate of an applied event.
+            }
+            if self.pending.len() < self.config.pending_events_max {
+                self.pending.insert((tenant, event.seq), event.clone());
+            }
+        }
+        self.apply_pending();
+        per_partition.values().any(|count| *count >= self.config.poll_events_max)
+    }
+
+    fn apply_pending(&mut self) {
+        loop {
+            let ready = self.pending.keys().copied().find(|(tenant, seq)| *seq <= self.durable.cursor(*tenant).next());
+            let Some(key) = ready else { break };
+            let event = self.pending.remove(&key).expect("key just found");
+            if event.seq == self.durable.cursor(key.0).next() {
+                self.durable.apply(&event);
+            }
+        }
+    }
+
+    fn poll(&mut self, now: Time) {
+        assert!(self.poll_in_flight.is_none(), "one poll at a time");
+        let tag = self.next_tag.take_next();
+        let abandon_at = now.plus_ns(self.config.request_timeout_ns);
+        self.poll_in_flight = Some((tag, abandon_at));
+        let request =
+            StoreRequest::Poll { cursors: self.durable.cursors(), limit_per_partition: self.config.poll_events_max };
+        self.outputs.push_back(HostOutput::Store { tag, request });
+        self.outputs.push_back(HostOutput::Timer { deadline: abandon_at });
+    }
+
+    /// Asserts the host's invariants.
+    pub fn check_invariants(&self) {
+        assert!(self.pending.len() <= self.config.pending_events_max, "pending over its bound");
+        for (tenant, seq) in self.pending.keys() {
+            assert!(
+                *seq > self.durable.cursor(*tenant).next(),
+                "a pending event at {tenant}/{seq:?} could have been applied"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,30 @@
+//! `vault`: the real code of the vaultsim secrets service.
+//!
+//! Every machine here is sans-IO. It never reads a clock, never does IO, never
+//! spawns, never draws entropy. Inputs arrive through `on_<event>(&mut self, now, …)`
+//! methods; outputs are queued inside the machine and drained by the caller with
+//! `poll_output()`. The caller (the simulator, the model checker, or a real
+//! service runtime) owns the network, the disks, the clocks and the faults.
+//!
+//! The machines:
+//! * [`store::Store`]: the remote store engine (one per shard), a transactional
+//!   key-value store with optimistic concurrency, ordered scans and log polls.
+//! * [`worker::Worker`]: the control-plane worker that turns client operations into
+//!   transactions, retries on conflict within a budget and answers the client.
+//! * [`interceptor`]: turns a mutation into a replication write, `sync` (log append
+//!   in the same transaction) or `async` (an outbox row).
+//! * [`publisher::Publisher`]: moves outbox rows of one partition into its log.
+//! * [`host::Host`]: a data-plane host with its local store and cursors.
+//! * [`activator::Activator`]: marks a secret `Active` once every live host of
+//!   its cell has applied it.
+//! * [`store::SharedStore`]: the same engine behind shared memory for a real
+//!   multi-threaded deployment, checked with loom through [`sync`].
+
+pub mod activator;
+pub mod host;
+pub mod interceptor;
+pub mod publisher;
+pub mod store;
+pub mod sync;
+pub mod types;
+pub mod worker;

@@ -1,0 +1,627 @@
+//! The control-plane worker: turns client operations into optimistic
+//! transactions on the remote store, retries conflicts within a budget, and
+//! answers the client with a typed result.
+//!
+//! Each attempt of an operation has up to three steps, one store round trip each:
+//! 1. read the keys the operation depends on (vault, secret, idempotency token);
+//! 2. in `sync` interceptor mode, for a secret mutation, read the partition head;
+//! 3. commit the transaction built from what was read.
+//!
+//! A conflict starts a new attempt after a backoff (`retry_delay_ns` doubling up
+//! to `retry_delay_max_ns`) until `commit_attempts_max` attempts were made. A
+//! read that times out is retried the same way; a commit that times out is
+//! answered with [`ClientError::OutcomeUnknown`], because it may have committed.
+//!
+//! Call protocol: feed [`Worker::on_client_request`], [`Worker::on_store_reply`]
+//! and [`Worker::on_timer`]; after each call drain [`Worker::poll_output`] until it
+//! returns `None`. A `Timer` output replaces any earlier one; waking the worker
+//! early or twice is harmless. Replies whose tag is not the outstanding one are
+//! ignored (they answer an abandoned request).
+
+use std::collections::VecDeque;
+
+use crate::interceptor::{Interceptor, InterceptorMode};
+use crate::store::{
+    CommitOutcome, IdempotencyToken, Key, ReadEntry, StoreReply, StoreRequest, TokenRecord, Transaction, Value, Write,
+};
+use crate::types::{
+    Content, Lifecycle, Mutation, RequestTag, SecretId, SecretRecord, TenantId, Time, VaultId, VaultRecord, Version,
+};
+
+/// Names one client request, chosen by the client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RequestId(pub u64);
+
+/// A client operation on the control plane.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Operation {
+    /// Creates a vault owned by `tenant`.
+    CreateVault {
+        /// The new vault's id.
+        vault: VaultId,
+        /// Its owner.
+        tenant: TenantId,
+    },
+    /// Deletes a vault (its id is never reused).
+    DeleteVault {
+        /// The vault.
+        vault: VaultId,
+    },
+    /// Creates a secret in a vault; retried creates with the same token answer
+    /// the first attempt's result.
+    CreateSecret {
+        /// The new secret's id.
+        secret: SecretId,
+        /// Its vault.
+        vault: VaultId,
+        /// Its first content.
+        content: Content,
+        /// The idempotency token.
+        token: IdempotencyToken,
+    },
+    /// Replaces a secret's content; with `expected`, only if the secret is at
+    /// that version (check-and-set).
+    UpdateSecret {
+        /// The secret.
+        secret: SecretId,
+        /// The new content.
+        content: Content,
+        /// The version the caller last saw, if it wants check-and-set.
+        expected: Option<Version>,
+    },
+    /// Schedules a secret's deletion: reads are refused, content is kept.
+    ScheduleDeletion {
+        /// The secret.
+        secret: SecretId,
+    },
+    /// Deletes a secret, leaving a versioned tombstone.
+    DeleteSecret {
+        /// The secret.
+        secret: SecretId,
+        /// The version the caller last saw, if it wants check-and-set.
+        expected: Option<Version>,
+    },
+    /// Reads a secret from the remote store.
+    ReadSecret {
+        /// The secret.
+        secret: SecretId,
+    },
+}
+
+/// A successful answer.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Done {
+    /// The vault operation committed.
+    Vault(VaultId),
+    /// The secret mutation committed at `version`.
+    Secret {
+        /// The secret.
+        secret: SecretId,
+        /// Its version after the mutation.
+        version: Version,
+    },
+    /// The secret as read.
+    Read(SecretRecord),
+}
+
+/// Why an operation failed. Every variant is an expected outcome, not a bug.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ClientError {
+    /// The vault does not exist or was deleted.
+    VaultNotFound,
+    /// A vault with this id already exists (or existed).
+    VaultExists,
+    /// The secret does not exist or was deleted.
+    SecretNotFound,
+    /// A secret with this id already exists (or existed).
+    SecretExists,
+    /// Check-and-set failed: the secret is at `actual`, not `expected`.
+    VersionMismatch {
+        /// The version the caller expected.
+        expected: Version,
+        /// The version the store holds.
+        actual: Version,
+    },
+    /// The secret's lifecycle forbids the operation.
+    InvalidState(Lifecycle),
+    /// Every attempt of the retry budget conflicted or timed out.
+    RetriesExhausted {
+        /// Attempts made.
+        attempts: u32,
+    },
+    /// The commit was sent but its answer never came; it may have committed.
+    OutcomeUnknown,
+    /// The worker's queue is full; nothing was attempted.
+    Busy,
+}
+
+/// What a worker asks its caller to do.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum WorkerOutput {
+    /// Send `request` to the store; hand its reply back with `tag`.
+    Store {
+        /// Tag to return with the reply.
+        tag: RequestTag,
+        /// The request.
+        request: StoreRequest,
+    },
+    /// Call [`Worker::on_timer`] at or after `deadline` (replaces earlier timers).
+    Timer {
+        /// When to wake the worker.
+        deadline: Time,
+    },
+    /// Answer the client.
+    Answer {
+        /// The client's request.
+        request: RequestId,
+        /// The result.
+        result: Result<Done, ClientError>,
+    },
+}
+
+/// Limits and knobs of a worker.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct WorkerConfig {
+    /// Interceptor mode for secret mutations.
+    pub mode: InterceptorMode,
+    /// Attempts per operation before [`ClientError::RetriesExhausted`].
+    pub commit_attempts_max: u32,
+    /// Backoff after the first failed attempt.
+    pub retry_delay_ns: u64,
+    /// Upper bound of the doubling backoff.
+    pub retry_delay_max_ns: u64,
+    /// How long to wait for a store reply.
+    pub request_timeout_ns: u64,
+    /// Client requests queued behind the one in progress.
+    pub queue_requests_max: usize,
+}
+
+impl WorkerConfig {
+    /// A configuration with the given mode and moderate limits.
+    pub fn new(mode: InterceptorMode) -> WorkerConfig {
+        WorkerConfig {
+            mode,
+            commit_attempts_max: 8,
+            retry_delay_ns: 1_000_000,
+            retry_delay_max_ns: 64_000_000,
+            request_timeout_ns: 200_000_000,
+            queue_requests_max: 64,
+        }
+    }
+}
+
+/// Counters a worker keeps for reports.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct WorkerStats {
+    /// Transactions committed.
+    pub commits: u64,
+    /// Commits refused with a conflict.
+    pub conflicts: u64,
+    /// Attempts started after the first of an operation.
+    pub retries: u64,
+    /// Store requests that timed out.
+    pub timeouts: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+enum Step {
+    /// Waiting for the resource read.
+    ReadResource,
+    /// Waiting for the partition head read (sync mode).
+    ReadHead,
+    /// Waiting for the commit.
+    Commit,
+    /// Waiting for the backoff before the next attempt.
+    Backoff,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+struct Attempt {
+    request: RequestId,
+    operation: Operation,
+    /// Attempts started so far, including the current one.
+    attempts: u32,
+    step: Step,
+    /// The outstanding store request, if any.
+    tag: Option<RequestTag>,
+    /// When the current step gives up waiting.
+    deadline: Time,
+    /// Entries read in step 1.
+    resource: Vec<ReadEntry>,
+}
+
+/// A planned commit: the transaction and the answer it earns.
+struct Plan {
+    transaction: Transaction,
+    done: Done,
+    /// The mutation to intercept, if the operation mutates a secret.
+    mutation: Option<Mutation>,
+}
+
+/// The control-plane worker. See the module documentation.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Worker {
+    config: WorkerConfig,
+    current: Option<Attempt>,
+    queue: VecDeque<(RequestId, Operation)>,
+    next_tag: RequestTag,
+    outputs: VecDeque<WorkerOutput>,
+    stats: WorkerStats,
+}
+
+impl Worker {
+    /// An idle worker.
+    pub fn new(config: WorkerConfig) -> Worker {
+        assert!(config.commit_attempts_max > 0, "at least one attempt");
+        assert!(config.retry_delay_ns <= config.retry_delay_max_ns, "backoff bounds inverted");
+        assert!(config.request_timeout_ns > 0, "a zero timeout never waits");
+        Worker {
+            config,
+            current: None,
+            queue: VecDeque::new(),
+            next_tag: RequestTag::default(),
+            outputs: VecDeque::new(),
+            stats: WorkerStats::default(),
+        }
+    }
+
+    /// The next output, if any.
+    pub fn poll_output(&mut self) -> Option<WorkerOutput> {
+        self.outputs.pop_front()
+    }
+
+    /// Counters for reports.
+    pub fn stats(&self) -> WorkerStats {
+        self.stats
+    }
+
+    /// Whether an operation is in progress or queued.
+    pub fn is_busy(&self) -> bool {
+        self.current.is_some() || !self.queue.is_empty()
+    }
+
+    /// A client asks for `operation`.
+    pub fn on_client_request(&mut self, now: Time, request: RequestId, operation: Operation) {
+        if self.current.is_none() {
+            self.start(now, request, operation);
+        } else if self.queue.len() < self.config.queue_requests_max {
+            self.queue.push_back((request, operation));
+        } else {
+            self.answer(request, Err(ClientError::Busy));
+        }
+        self.check_invariants();
+    }
+
+    /// The store answered the request tagged `tag`.
+    pub fn on_store_reply(&mut self, now: Time, tag: RequestTag, reply: StoreReply) {
+        let Some(attempt) = &self.current else { return };
+        if attempt.tag != Some(tag) {
+            return; // A late reply to an abandoned request.
+        }
+        match (attempt.step, reply) {
+            (Step::ReadResource, StoreReply::Read(entries)) => self.on_resource_read(now, entries),
+            (Step::ReadHead, StoreReply::Read(mut entries)) => {
+                assert_eq!(entries.len(), 1, "one head read");
+                let head = entries.pop();
+                self.on_head_read(now, head);
+            }
+            (Step::Commit, StoreReply::Commit(outcome)) => self.on_commit(now, outcome),
+            (step, reply) => panic!("store answered {step:?} with {reply:?}"),
+        }
+        self.check_invariants();
+    }
+
+    /// The timer armed by the last `Timer` output may have expired.
+    pub fn on_timer(&mut self, now: Time) {
+        let Some(attempt) = &self.current else { return };
+        if now < attempt.deadline {
+            return; // Early or stale wake-up.
+        }
+        match attempt.step {
+            Step::Backoff => self.begin_attempt(now),
+            Step::Commit => {
+                self.stats.timeouts += 1;
+                self.finish(now, Err(ClientError::OutcomeUnknown));
+            }
+            Step::ReadResource | Step::ReadHead => {
+                self.stats.timeouts += 1;
+                self.retry_or_give_up(now);
+            }
+        }
+        self.check_invariants();
+    }
+
+    fn start(&mut self, now: Time, request: RequestId, operation: Operation) {
+        assert!(self.current.is_none(), "one operation at a time");
+        self.current = Some(Attempt {
+            request,
+            operation,
+            attempts: 0,
+            step: Step::Backoff,
+            tag: None,
+            deadline: now,
+            resource: Vec::new(),
+        });
+        self.begin_attempt(now);
+    }
+
+    fn begin_attempt(&mut self, now: Time) {
+        let attempt = self.current.as_mut().expect("an attempt to begin");
+        attempt.attempts += 1;
+        if attempt.attempts > 1 {
+            self.stats.retries += 1;
+        }
+        let keys = resource_keys(&attempt.operation);
+        self.send(now, Step::ReadResource, StoreRequest::Read { keys });
+    }
+
+    fn on_resource_read(&mut self, now: Time, entries: Vec<ReadEntry>) {
+        let attempt = self.current.as_mut().expect("an attempt in progress");
+        assert_eq!(entries.len(), resource_keys(&attempt.operation).len(), "one entry per key");
+        attempt.resource = entries;
+        let decided = decide(&attempt.operation, &attempt.resource);
+        match decided {
+            Err(error) => self.finish(now, Err(error)),
+            Ok(Decision::Answer(done)) => self.finish(now, Ok(done)),
+            Ok(Decision::Mutate(plan)) => {
+                let head_key =
+                    plan.mutation.as_ref().and_then(|mutation| self.interceptor().keys_to_read(mutation.record.tenant));
+                match head_key {
+                    Some(key) => self.send(now, Step::ReadHead, StoreRequest::Read { keys: vec![key] }),
+                    None => self.commit_plan(now, plan, None),
+                }
+            }
+        }
+    }
+
+    fn on_head_read(&mut self, now: Time, head: Option<ReadEntry>) {
+        assert_eq!(self.config.mode, InterceptorMode::Sync, "only sync mode reads the head");
+        let attempt = self.current.as_ref().expect("an attempt in progress");
+        // The resource entries have not changed since step 1: the same plan.
+        let Ok(Decision::Mutate(plan)) = decide(&attempt.operation, &attempt.resource) else {
+            panic!("a head read without a mutation to commit");
+        };
+        self.commit_plan(now, plan, head);
+    }
+
+    fn commit_plan(&mut self, now: Time, plan: Plan, head: Option<ReadEntry>) {
+        let Plan { mut transaction, done, mutation } = plan;
+        if let Some(mutation) = mutation {
+            self.interceptor().on_mutation(&mut transaction, mutation, head.as_ref());
+        }
+        assert!(!transaction.writes.is_empty(), "a commit writes: {done:?}");
+        self.send(now, Step::Commit, StoreRequest::Commit(transaction));
+    }
+
+    fn on_commit(&mut self, now: Time, outcome: CommitOutcome) {
+        match outcome {
+            CommitOutcome::Committed { .. } => {
+                self.stats.commits += 1;
+                let attempt = self.current.as_ref().expect("an attempt in progress");
+                let Ok(Decision::Mutate(plan)) = decide(&attempt.operation, &attempt.resource) else {
+                    panic!("a commit without a plan");
+                };
+                self.finish(now, Ok(plan.done));
+            }
+            CommitOutcome::Conflict { .. } => {
+                self.stats.conflicts += 1;
+                self.retry_or_give_up(now);
+            }
+            CommitOutcome::Invalid(invalid) => panic!("worker built an invalid transaction: {invalid:?}"),
+        }
+    }
+
+    fn retry_or_give_up(&mut self, now: Time) {
+        let attempt = self.current.as_mut().expect("an attempt in progress");
+        if attempt.attempts >= self.config.commit_attempts_max {
+            let attempts = attempt.attempts;
+            self.finish(now, Err(ClientError::RetriesExhausted { attempts }));
+            return;
+        }
+        let doublings = attempt.attempts.saturating_sub(1).min(32);
+        let delay_ns = self.config.retry_delay_ns.saturating_mul(1 << doublings).min(self.config.retry_delay_max_ns);
+        attempt.step = Step::Backoff;
+        attempt.tag = None;
+        attempt.deadline = now.plus_ns(delay_ns);
+        let deadline = attempt.deadline;
+        self.outputs.push_back(WorkerOutput::Timer { deadline });
+    }
+
+    fn send(&mut self, now: Time, step: Step, request: StoreRequest) {
+        let tag = self.next_tag.take_next();
+        let attempt = self.current.as_mut().expect("a request belongs to an attempt");
+        attempt.step = step;
+        attempt.tag = Some(tag);
+        attempt.deadline = now.plus_ns(self.config.request_timeout_ns);
+        let deadline = attempt.deadline;
+        self.outputs.push_back(WorkerOutput::Store { tag, request });
+        self.outputs.push_back(WorkerOutput::Timer { deadline });
+    }
+
+    fn finish(&mut self, now: Time, result: Result<Done, ClientError>) {
+        let attempt = self.current.take().expect("an attempt to finish");
+        self.answer(attempt.request, result);
+        if let Some((request, operation)) = self.queue.pop_front() {
+            self.start(now, request, operation);
+        }
+    }
+
+    fn answer(&mut self, request: RequestId, result: Result<Done, ClientError>) {
+        self.outputs.push_back(WorkerOutput::Answer { request, result });
+    }
+
+    fn interceptor(&self) -> Interceptor {
+        Interceptor { mode: self.config.mode }
+    }
+
+    /// Asserts the worker's invariants.
+    pub fn check_invariants(&self) {
+        assert!(self.queue.len() <= self.config.queue_requests_max, "queue over its bound");
+        match &self.current {
+            None => assert!(self.queue.is_empty(), "idle with a queue"),
+            Some(attempt) => {
+                assert!(attempt.attempts >= 1, "an attempt in progress was begun");
+                assert!(attempt.attempts <= self.config.commit_attempts_max, "attempts over budget");
+                assert_eq!(attempt.tag.is_none(), attempt.step == Step::Backoff, "a tag iff waiting on the store");
+            }
+        }
+    }
+}
+
+/// What an operation does, given the entries it read.
+enum Decision {
+    /// Answer without committing (reads, idempotent replays).
+    Answer(Done),
+    /// Commit this plan.
+    Mutate(Plan),
+}
+
+/// The keys an operation reads first, in a fixed order per operation.
+fn resource_keys(operation: &Operation) -> Vec<Key> {
+    match operation {
+        Operation::CreateVault { vault, .. } | Operation::DeleteVault { vault } => vec![Key::Vault(*vault)],
+        Operation::CreateSecret { secret, vault, token, .. } => {
+            vec![Key::Vault(*vault), Key::Secret(*secret), Key::Token(*token)]
+        }
+        Operation::UpdateSecret { secret, .. }
+        | Operation::ScheduleDeletion { secret }
+        | Operation::DeleteSecret { secret, .. }
+        | Operation::ReadSecret { secret } => vec![Key::Secret(*secret)],
+    }
+}
+
+/// Decides an operation from what was read. Pure: the same entries give the
+/// same decision, which lets the worker recompute the plan after each step.
+fn decide(operation: &Operation, read: &[ReadEntry]) -> Result<Decision, ClientError> {
+    match operation {
+        Operation::CreateVault { vault, tenant } => {
+            if read[0].value.is_some() {
+                return Err(ClientError::VaultExists);
+            }
+            let record = VaultRecord { tenant: *tenant, deleted: false };
+            let writes = vec![Write::Put(Key::Vault(*vault), Value::Vault(record))];
+            Ok(Decision::Mutate(plan(&read[..1], writes, Done::Vault(*vault), None)))
+        }
+        Operation::DeleteVault { vault } => {
+            let record = vault_of(&read[0]).ok_or(ClientError::VaultNotFound)?;
+            let deleted = VaultRecord { deleted: true, ..record.clone() };
+            let writes = vec![Write::Put(Key::Vault(*vault), Value::Vault(deleted))];
+            Ok(Decision::Mutate(plan(&read[..1], writes, Done::Vault(*vault), None)))
+        }
+        Operation::CreateSecret { secret, vault, content, token } => {
+            decide_create(*secret, *vault, content, *token, read)
+        }
+        Operation::UpdateSecret { secret, content, expected } => {
+            let current = live_secret(&read[0], *expected)?;
+            if !matches!(current.lifecycle, Lifecycle::Creating | Lifecycle::Active) {
+                return Err(ClientError::InvalidState(current.lifecycle));
+            }
+            let record =
+                SecretRecord { version: current.version.next(), content: Some(content.clone()), ..current.clone() };
+            Ok(Decision::Mutate(plan_secret(&read[0], *secret, record)))
+        }
+        Operation::ScheduleDeletion { secret } => {
+            let current = live_secret(&read[0], None)?;
+            if current.lifecycle == Lifecycle::PendingDeletion {
+                return Err(ClientError::InvalidState(current.lifecycle));
+            }
+            let record = SecretRecord {
+                version: current.version.next(),
+                lifecycle: Lifecycle::PendingDeletion,
+                ..current.clone()
+            };
+            Ok(Decision::Mutate(plan_secret(&read[0], *secret, record)))
+        }
+        Operation::DeleteSecret { secret, expected } => {
+            let current = live_secret(&read[0], *expected)?;
+            let record = SecretRecord {
+                version: current.version.next(),
+                lifecycle: Lifecycle::Deleted,
+                content: None,
+                ..current.clone()
+            };
+            Ok(Decision::Mutate(plan_secret(&read[0], *secret, record)))
+        }
+        Operation::ReadSecret { .. } => {
+            let current = live_secret(&read[0], None)?;
+            Ok(Decision::Answer(Done::Read(current.clone())))
+        }
+    }
+}
+
+fn decide_create(
+    secret: SecretId,
+    vault: VaultId,
+    content: &Content,
+    token: IdempotencyToken,
+    read: &[ReadEntry],
+) -> Result<Decision, ClientError> {
+    let [vault_entry, secret_entry, token_entry] = read else {
+        panic!("a create reads vault, secret and token");
+    };
+    if let Some(Value::Token(used)) = &token_entry.value {
+        if used.secret == secret {
+            let done = Done::Secret { secret, version: used.version };
+            return Ok(Decision::Answer(done));
+        }
+        // The token was spent on another secret: this is a new request
+        // reusing a token, which must not create anything.
+        return Err(ClientError::SecretExists);
+    }
+    let vault_record = vault_of(vault_entry).ok_or(ClientError::VaultNotFound)?;
+    if secret_entry.value.is_some() {
+        return Err(ClientError::SecretExists);
+    }
+    let record = SecretRecord {
+        tenant: vault_record.tenant,
+        vault,
+        version: Version(1),
+        lifecycle: Lifecycle::Creating,
+        content: Some(content.clone()),
+    };
+    let token_record = TokenRecord { secret, version: record.version };
+    let mut planned = plan_secret(secret_entry, secret, record);
+    planned.transaction.reads.push((vault_entry.key, vault_entry.version));
+    planned.transaction.reads.push((token_entry.key, token_entry.version));
+    planned.transaction.writes.push(Write::Put(Key::Token(token), Value::Token(token_record)));
+    Ok(Decision::Mutate(planned))
+}
+
+fn plan(read: &[ReadEntry], writes: Vec<Write>, done: Done, mutation: Option<Mutation>) -> Plan {
+    let reads = read.iter().map(|entry| (entry.key, entry.version)).collect();
+    Plan { transaction: Transaction { reads, writes }, done, mutation }
+}
+
+fn plan_secret(read: &ReadEntry, secret: SecretId, record: SecretRecord) -> Plan {
+    record.check_invariants();
+    let done = Done::Secret { secret, version: record.version };
+    let mutation = Mutation { secret, record: record.clone() };
+    let writes = vec![Write::Put(Key::Secret(secret), Value::Secret(record))];
+    plan(std::slice::from_ref(read), writes, done, Some(mutation))
+}
+
+fn vault_of(entry: &ReadEntry) -> Option<&VaultRecord> {
+    match &entry.value {
+        Some(Value::Vault(record)) if !record.deleted => Some(record),
+        Some(Value::Vault(_)) | None => None,
+        Some(other) => panic!("vault key holds {other:?}"),
+    }
+}
+
+/// The secret read, if it exists and is not deleted, and matches `expected`.
+fn live_secret(entry: &ReadEntry, expected: Option<Version>) -> Result<&SecretRecord, ClientError> {
+    let record = match &entry.value {
+        Some(Value::Secret(record)) if record.lifecycle != Lifecycle::Deleted => record,
+        Some(Value::Secret(_)) | None => return Err(ClientError::SecretNotFound),
+        Some(other) => panic!("secret key holds {other:?}"),
+    };
+    match expected {
+        Some(expected) if expected != record.version => {
+            Err(ClientError::VersionMismatch { expected, actual: record.version })
+        }
+        _ => Ok(record),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,8 @@
+//! `sim`: the vaultsim testbed.
+//!
+//! Today it holds the default suite's discovery of scenario files; the world,
+//! the seeded simulator and the model-checking driver arrive with their issues
+//! (see `docs/ARCHITECTURE.md`). Everything here is deterministic: no clock
+//! readings, no ambient randomness, no hash-ordered iteration.
+
+pub mod suite;
