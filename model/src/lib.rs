@@ -2,6 +2,15 @@
 //! check, written over an abstract view of the world.
 //!
 //! This crate knows nothing of the implementation (`vault`) nor of the testbed
-//! (`sim`); the simulator maps its world onto the types here. The specifications
-//! and the property catalogue of `docs/ARCHITECTURE.md` arrive with the
-//! simulator and checker issues.
+//! (`sim`). A driver translates what happens in its world into [`Observation`]s
+//! (small facts in this crate's own vocabulary) and feeds them, one step at a
+//! time, to a [`PropertyChecker`]; at the end of a run it hands over a
+//! [`View`] for the properties that are only checkable when the system is quiet
+//! (convergence). Every property has a stable [`PropertyId`], the same as in
+//! `specs/invariants.md`.
+
+pub mod properties;
+pub mod view;
+
+pub use properties::{PropertyChecker, PropertyId, Violation};
+pub use view::{HostView, Lifecycle, Observation, SecretState, View};

@@ -1,0 +1,369 @@
+//! The replication properties REP-1 … REP-9, checked incrementally.
+//!
+//! A [`PropertyChecker`] keeps the abstract history it needs (committed
+//! versions, log contents, each host's records and cursors, acknowledgements)
+//! and checks each [`Observation`] against it as it arrives, touching only the
+//! secrets and partitions the observation names: no whole-world scan per step.
+//! [`PropertyChecker::check_quiescent`] checks what only holds once the system
+//! is healed and quiet (REP-4's completeness, REP-6, REP-8's durability).
+//!
+//! The checker observes; it never steers. A violation is returned, with the
+//! property's stable ID and a sentence saying what broke.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use crate::view::{Lifecycle, Observation, SecretState, View};
+
+/// A property's stable ID, as in `specs/invariants.md`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum PropertyId {
+    /// No fabricated data.
+    Rep1,
+    /// A host's version never decreases.
+    Rep2,
+    /// No resurrection after an applied delete.
+    Rep3,
+    /// Log partitions are gap-free, exactly once, versions increasing.
+    Rep4,
+    /// A cursor never passes a missing effect.
+    Rep5,
+    /// Convergence after heal and quiet.
+    Rep6,
+    /// Active implies applied on every live host; no NotFound for Active.
+    Rep7,
+    /// No acknowledged write is lost.
+    Rep8,
+    /// Optimistic commits are serializable.
+    Rep9,
+}
+
+impl PropertyId {
+    /// Every property, in catalogue order.
+    pub const ALL: [PropertyId; 9] = [
+        PropertyId::Rep1,
+        PropertyId::Rep2,
+        PropertyId::Rep3,
+        PropertyId::Rep4,
+        PropertyId::Rep5,
+        PropertyId::Rep6,
+        PropertyId::Rep7,
+        PropertyId::Rep8,
+        PropertyId::Rep9,
+    ];
+
+    /// The stable ID, e.g. `"REP-4"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PropertyId::Rep1 => "REP-1",
+            PropertyId::Rep2 => "REP-2",
+            PropertyId::Rep3 => "REP-3",
+            PropertyId::Rep4 => "REP-4",
+            PropertyId::Rep5 => "REP-5",
+            PropertyId::Rep6 => "REP-6",
+            PropertyId::Rep7 => "REP-7",
+            PropertyId::Rep8 => "REP-8",
+            PropertyId::Rep9 => "REP-9",
+        }
+    }
+
+    /// The property with stable ID `id`, if any.
+    pub fn parse(id: &str) -> Option<PropertyId> {
+        PropertyId::ALL.into_iter().find(|property| property.as_str() == id)
+    }
+}
+
+impl fmt::Display for PropertyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A property that does not hold, and why.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Violation {
+    /// Which property.
+    pub property: PropertyId,
+    /// What broke, in one sentence.
+    pub detail: String,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.property, self.detail)
+    }
+}
+
+/// The incremental checker of REP-1 … REP-9. See the module documentation.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct PropertyChecker {
+    /// Every committed (secret, version) and its record.
+    committed: BTreeMap<(u32, u64), SecretState>,
+    /// The latest committed record of each secret.
+    latest: BTreeMap<u32, SecretState>,
+    /// Each partition's events: (secret, record).
+    partitions: BTreeMap<u32, Vec<(u32, SecretState)>>,
+    /// Every (secret, version) appended to some partition.
+    appended: BTreeSet<(u32, u64)>,
+    /// Each host's records as last observed (survive crashes).
+    host_records: BTreeMap<u32, BTreeMap<u32, SecretState>>,
+    /// Each host's cursors as last observed.
+    host_cursors: BTreeMap<u32, BTreeMap<u32, u64>>,
+    /// Hosts currently up.
+    live: BTreeSet<u32>,
+    /// For each activated secret, the hosts that were live at activation.
+    activated_on: BTreeMap<u32, BTreeSet<u32>>,
+    /// The highest acknowledged version of each secret.
+    acknowledged: BTreeMap<u32, u64>,
+}
+
+impl PropertyChecker {
+    /// A checker for a cell whose hosts are `hosts`, all up.
+    pub fn new(hosts: &[u32]) -> PropertyChecker {
+        PropertyChecker {
+            live: hosts.iter().copied().collect(),
+            host_records: hosts.iter().map(|host| (*host, BTreeMap::new())).collect(),
+            host_cursors: hosts.iter().map(|host| (*host, BTreeMap::new())).collect(),
+            ..PropertyChecker::default()
+        }
+    }
+
+    /// Checks one observation and records it; returns the violations it shows.
+    pub fn observe(&mut self, observation: &Observation) -> Vec<Violation> {
+        let mut violations = Vec::new();
+        match observation {
+            Observation::Committed { secret, state, .. } => self.on_committed(*secret, *state, &mut violations),
+            Observation::Appended { tenant, seq, secret, state } => {
+                self.on_appended(*tenant, *seq, *secret, *state, &mut violations);
+            }
+            Observation::HostHolds { host, secret, state } => {
+                self.on_host_holds(*host, *secret, *state, &mut violations);
+            }
+            Observation::HostCursor { host, tenant, seq } => {
+                self.on_host_cursor(*host, *tenant, *seq, &mut violations);
+            }
+            Observation::HostCrashed { host } => {
+                self.live.remove(host);
+            }
+            Observation::HostRestarted { host } => {
+                self.live.insert(*host);
+            }
+            Observation::Acknowledged { secret, version } => {
+                self.on_acknowledged(*secret, *version, &mut violations);
+            }
+            Observation::HostRead { host, secret, found } => {
+                self.on_host_read(*host, *secret, *found, &mut violations);
+            }
+        }
+        violations
+    }
+
+    fn on_committed(&mut self, secret: u32, state: SecretState, violations: &mut Vec<Violation>) {
+        let previous = self.latest.get(&secret).copied();
+        let expected = previous.map_or(1, |previous| previous.version + 1);
+        if state.version != expected {
+            violations.push(Violation {
+                property: PropertyId::Rep9,
+                detail: format!(
+                    "secret {secret} committed at version {} but the last committed version was {:?}: \
+                     two commits raced on the same read",
+                    state.version,
+                    previous.map(|previous| previous.version)
+                ),
+            });
+        }
+        let activation = previous.is_some_and(|previous| previous.lifecycle == Lifecycle::Creating)
+            && state.lifecycle == Lifecycle::Active;
+        if activation {
+            self.on_activated(secret, state, violations);
+        }
+        self.committed.insert((secret, state.version), state);
+        self.latest.insert(secret, state);
+    }
+
+    fn on_activated(&mut self, secret: u32, state: SecretState, violations: &mut Vec<Violation>) {
+        let creating_version = state.version - 1;
+        for host in &self.live {
+            let held = self.host_version(*host, secret);
+            if held < creating_version {
+                violations.push(Violation {
+                    property: PropertyId::Rep7,
+                    detail: format!(
+                        "secret {secret} became Active while live host {host} holds version {held} \
+                         (needs {creating_version})"
+                    ),
+                });
+            }
+        }
+        self.activated_on.insert(secret, self.live.clone());
+    }
+
+    fn on_appended(&mut self, tenant: u32, seq: u64, secret: u32, state: SecretState, out: &mut Vec<Violation>) {
+        let partition = self.partitions.entry(tenant).or_default();
+        let expected_seq = partition.len() as u64 + 1;
+        if seq != expected_seq {
+            out.push(violation(PropertyId::Rep4, format!("partition {tenant} got seq {seq}, expected {expected_seq}")));
+        }
+        let last_version = partition.iter().rev().find(|(event_secret, _)| *event_secret == secret);
+        if let Some((_, last)) = last_version {
+            if last.version >= state.version {
+                out.push(violation(
+                    PropertyId::Rep4,
+                    format!(
+                        "partition {tenant} carries secret {secret} at version {} after version {}",
+                        state.version, last.version
+                    ),
+                ));
+            }
+        }
+        if !self.appended.insert((secret, state.version)) {
+            out.push(violation(
+                PropertyId::Rep4,
+                format!("secret {secret} version {} appended twice", state.version),
+            ));
+        }
+        partition.push((secret, state));
+        self.check_committed(secret, state, "the log", out);
+    }
+
+    fn on_host_holds(&mut self, host: u32, secret: u32, state: SecretState, out: &mut Vec<Violation>) {
+        self.check_committed(secret, state, &format!("host {host}"), out);
+        let records = self.host_records.entry(host).or_default();
+        if let Some(previous) = records.get(&secret) {
+            if state.version < previous.version {
+                out.push(violation(
+                    PropertyId::Rep2,
+                    format!("host {host} moved secret {secret} back from version {} to {}", previous.version, state.version),
+                ));
+            }
+            if previous.lifecycle == Lifecycle::Deleted && state.lifecycle != Lifecycle::Deleted {
+                out.push(violation(
+                    PropertyId::Rep3,
+                    format!(
+                        "host {host} resurrected secret {secret} (deleted at version {}) as {:?} version {}",
+                        previous.version, state.lifecycle, state.version
+                    ),
+                ));
+            }
+        }
+        records.insert(secret, state);
+    }
+
+    fn on_host_cursor(&mut self, host: u32, tenant: u32, seq: u64, out: &mut Vec<Violation>) {
+        let cursors = self.host_cursors.entry(host).or_default();
+        let previous = cursors.insert(tenant, seq).unwrap_or(0);
+        let partition = self.partitions.get(&tenant).map_or(&[][..], Vec::as_slice);
+        if seq > partition.len() as u64 {
+            out.push(violation(
+                PropertyId::Rep5,
+                format!("host {host} cursor {seq} in partition {tenant} is past its head {}", partition.len()),
+            ));
+            return;
+        }
+        let passed = usize::try_from(previous.min(seq)).expect("cursor fits")..usize::try_from(seq).expect("cursor fits");
+        for (secret, state) in &partition[passed] {
+            let held = self.host_records.get(&host).and_then(|records| records.get(secret)).map_or(0, |held| held.version);
+            if held < state.version {
+                out.push(violation(
+                    PropertyId::Rep5,
+                    format!(
+                        "host {host} cursor {seq} in partition {tenant} passed secret {secret} version {} \
+                         but holds version {held}",
+                        state.version
+                    ),
+                ));
+            }
+        }
+    }
+
+    fn on_acknowledged(&mut self, secret: u32, version: u64, out: &mut Vec<Violation>) {
+        if !self.committed.contains_key(&(secret, version)) {
+            out.push(violation(
+                PropertyId::Rep8,
+                format!("a client was told secret {secret} version {version} committed, but it never was"),
+            ));
+        }
+        let acknowledged = self.acknowledged.entry(secret).or_default();
+        *acknowledged = (*acknowledged).max(version);
+    }
+
+    fn on_host_read(&mut self, host: u32, secret: u32, found: Option<SecretState>, out: &mut Vec<Violation>) {
+        match found {
+            Some(state) => self.check_committed(secret, state, &format!("a read from host {host}"), out),
+            None => {
+                let active_now = self.latest.get(&secret).is_some_and(|latest| latest.lifecycle == Lifecycle::Active);
+                let applied_here = self.activated_on.get(&secret).is_some_and(|hosts| hosts.contains(&host));
+                if active_now && applied_here {
+                    out.push(violation(
+                        PropertyId::Rep7,
+                        format!("host {host} answered NotFound for Active secret {secret} it had applied"),
+                    ));
+                }
+            }
+        }
+    }
+
+    /// REP-1: `state` of `secret`, seen at `place`, must have been committed as is.
+    fn check_committed(&self, secret: u32, state: SecretState, place: &str, out: &mut Vec<Violation>) {
+        match self.committed.get(&(secret, state.version)) {
+            Some(committed) if *committed == state => {}
+            Some(committed) => out.push(violation(
+                PropertyId::Rep1,
+                format!("{place} holds secret {secret} version {} as {state:?}, committed as {committed:?}", state.version),
+            )),
+            None => out.push(violation(
+                PropertyId::Rep1,
+                format!("{place} holds secret {secret} version {}, which was never committed", state.version),
+            )),
+        }
+    }
+
+    fn host_version(&self, host: u32, secret: u32) -> u64 {
+        self.host_records.get(&host).and_then(|records| records.get(&secret)).map_or(0, |state| state.version)
+    }
+
+    /// Checks the properties that hold once the system is healed and quiet:
+    /// every committed mutation is in the log (REP-4), every live host equals
+    /// the remote store (REP-6), and every acknowledged write survives (REP-8).
+    pub fn check_quiescent(&self, view: &View) -> Vec<Violation> {
+        let mut out = Vec::new();
+        for (secret, version) in self.committed.keys() {
+            if !self.appended.contains(&(*secret, *version)) {
+                out.push(violation(
+                    PropertyId::Rep4,
+                    format!("secret {secret} version {version} committed but never reached the log"),
+                ));
+            }
+        }
+        for (host, host_view) in view.hosts.iter().filter(|(_, host_view)| host_view.live) {
+            if host_view.records != view.remote {
+                let differing = first_difference(&host_view.records, &view.remote);
+                out.push(violation(
+                    PropertyId::Rep6,
+                    format!("host {host} did not converge: secret {differing:?} differs from the remote store"),
+                ));
+            }
+        }
+        for (secret, version) in &self.acknowledged {
+            let remote = view.remote.get(secret).map_or(0, |state| state.version);
+            if remote < *version {
+                out.push(violation(
+                    PropertyId::Rep8,
+                    format!("secret {secret} acknowledged at version {version} but the store holds {remote}"),
+                ));
+            }
+        }
+        out
+    }
+}
+
+fn violation(property: PropertyId, detail: String) -> Violation {
+    Violation { property, detail }
+}
+
+fn first_difference(left: &BTreeMap<u32, SecretState>, right: &BTreeMap<u32, SecretState>) -> Option<u32> {
+    left.keys().chain(right.keys()).copied().find(|secret| left.get(secret) != right.get(secret))
+}
+
+#[cfg(test)]
+mod tests;

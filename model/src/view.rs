@@ -1,0 +1,118 @@
+//! The abstract vocabulary: what a driver tells the properties.
+//!
+//! Identifiers are plain integers here (`secret`, `tenant`, `host`), so that
+//! this crate stays independent of the implementation's types. A driver maps its
+//! own ids onto them one to one.
+
+use std::collections::BTreeMap;
+
+/// The lifecycle of a secret, as the properties see it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Lifecycle {
+    /// Committed, not yet replicated everywhere.
+    Creating,
+    /// Replicated to every live host of its cell.
+    Active,
+    /// Scheduled for deletion.
+    PendingDeletion,
+    /// Deleted: a tombstone.
+    Deleted,
+}
+
+/// A secret at one version: what the store committed or a host holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SecretState {
+    /// The record version.
+    pub version: u64,
+    /// The lifecycle at that version.
+    pub lifecycle: Lifecycle,
+    /// The content's checksum, `None` for a tombstone.
+    pub checksum: Option<u64>,
+}
+
+/// One fact about a step of the world, in the order the step produced them.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Observation {
+    /// The remote store committed `secret` at `state`.
+    Committed {
+        /// The secret.
+        secret: u32,
+        /// Its tenancy (log partition).
+        tenant: u32,
+        /// The record written.
+        state: SecretState,
+    },
+    /// The remote store appended an event to a partition.
+    Appended {
+        /// The partition.
+        tenant: u32,
+        /// The event's position.
+        seq: u64,
+        /// The secret it carries.
+        secret: u32,
+        /// The record it carries.
+        state: SecretState,
+    },
+    /// A host's local record of `secret` is now `state` (after an apply).
+    HostHolds {
+        /// The host.
+        host: u32,
+        /// The secret.
+        secret: u32,
+        /// The local record.
+        state: SecretState,
+    },
+    /// A host's cursor in `tenant`'s partition is now `seq`.
+    HostCursor {
+        /// The host.
+        host: u32,
+        /// The partition.
+        tenant: u32,
+        /// The cursor.
+        seq: u64,
+    },
+    /// A host crashed (its durable state stays).
+    HostCrashed {
+        /// The host.
+        host: u32,
+    },
+    /// A host restarted from its durable state.
+    HostRestarted {
+        /// The host.
+        host: u32,
+    },
+    /// A client was told its write of `secret` committed at `version`.
+    Acknowledged {
+        /// The secret written.
+        secret: u32,
+        /// The version acknowledged.
+        version: u64,
+    },
+    /// A client read `secret` from a host and got `found` (`None`: NotFound).
+    HostRead {
+        /// The host that answered.
+        host: u32,
+        /// The secret.
+        secret: u32,
+        /// What the host answered.
+        found: Option<SecretState>,
+    },
+}
+
+/// What one host holds at the end of a run.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct HostView {
+    /// Whether the host is up.
+    pub live: bool,
+    /// Every local record.
+    pub records: BTreeMap<u32, SecretState>,
+}
+
+/// The abstract state of the world at one moment, for end-of-run properties.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct View {
+    /// The remote store's secrets.
+    pub remote: BTreeMap<u32, SecretState>,
+    /// Every host of the cell.
+    pub hosts: BTreeMap<u32, HostView>,
+}
