@@ -258,6 +258,13 @@ impl Host {
             if event.seq <= self.durable.cursor(tenant) {
                 continue; // Duplicate of an applied event.
             }
+            if event.seq == self.durable.cursor(tenant).next() {
+                // The next event never waits, even with the buffer full of
+                // events past it: otherwise nothing could fill the gap.
+                self.durable.apply(event);
+                self.apply_pending();
+                continue;
+            }
             if self.pending.len() < self.config.pending_events_max {
                 self.pending.insert((tenant, event.seq), event.clone());
             }
