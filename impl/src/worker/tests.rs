@@ -1,1 +1,450 @@
 use super::*;
+use crate::store::Store;
+use crate::types::{LogEvent, Seq};
+
+const T1: TenantId = TenantId(1);
+const V1: VaultId = VaultId(1);
+const S1: SecretId = SecretId(1);
+const S2: SecretId = SecretId(2);
+
+/// A worker whose store requests the test answers, one at a time, when it chooses.
+struct Client {
+    worker: Worker,
+    /// Store requests sent and not yet answered, oldest first.
+    requests: VecDeque<(RequestTag, StoreRequest)>,
+    /// The last timer armed.
+    timer: Option<Time>,
+    /// Every answer, in the order given.
+    answers: Vec<(RequestId, Result<Done, ClientError>)>,
+    next_request: u64,
+}
+
+impl Client {
+    fn new(config: WorkerConfig) -> Client {
+        Client {
+            worker: Worker::new(config),
+            requests: VecDeque::new(),
+            timer: None,
+            answers: Vec::new(),
+            next_request: 1,
+        }
+    }
+
+    /// Drains the worker's outputs; returns how many there were.
+    fn drain(&mut self) -> usize {
+        let mut count = 0;
+        while let Some(output) = self.worker.poll_output() {
+            count += 1;
+            match output {
+                WorkerOutput::Store { tag, request } => self.requests.push_back((tag, request)),
+                WorkerOutput::Timer { deadline } => self.timer = Some(deadline),
+                WorkerOutput::Answer { request, result } => self.answers.push((request, result)),
+            }
+        }
+        count
+    }
+
+    fn submit(&mut self, now: Time, operation: Operation) -> RequestId {
+        let request = RequestId(self.next_request);
+        self.next_request += 1;
+        self.worker.on_client_request(now, request, operation);
+        self.drain();
+        request
+    }
+
+    /// The store answers the oldest outstanding request; returns the request
+    /// and how many outputs the worker produced in response.
+    fn deliver(&mut self, store: &mut Store, now: Time) -> (StoreRequest, usize) {
+        let (tag, request) = self.requests.pop_front().expect("a request to answer");
+        let reply = store.on_request(request.clone());
+        self.worker.on_store_reply(now, tag, reply);
+        (request, self.drain())
+    }
+
+    /// Wakes the worker; returns how many outputs it produced.
+    fn fire(&mut self, now: Time) -> usize {
+        self.worker.on_timer(now);
+        self.drain()
+    }
+
+    /// Answers every request and fires every timer until the worker is idle;
+    /// returns the time reached.
+    fn settle(&mut self, store: &mut Store, mut now: Time) -> Time {
+        for _ in 0..1_000 {
+            if !self.requests.is_empty() {
+                self.deliver(store, now);
+                continue;
+            }
+            if !self.worker.is_busy() {
+                return now;
+            }
+            let deadline = self.timer.expect("a busy worker with nothing in flight waits on a timer");
+            now = now.max(deadline);
+            self.fire(now);
+        }
+        panic!("the worker did not settle");
+    }
+
+    /// Submits `operation`, settles, and returns its answer.
+    fn run(&mut self, store: &mut Store, now: Time, operation: Operation) -> Result<Done, ClientError> {
+        let request = self.submit(now, operation);
+        self.settle(store, now);
+        self.answer(request)
+    }
+
+    fn answer(&self, request: RequestId) -> Result<Done, ClientError> {
+        let answers: Vec<_> = self.answers.iter().filter(|(id, _)| *id == request).collect();
+        assert_eq!(answers.len(), 1, "exactly one answer to {request:?}: {:?}", self.answers);
+        answers[0].1.clone()
+    }
+}
+
+fn create_vault(vault: VaultId, tenant: TenantId) -> Operation {
+    Operation::CreateVault { vault, tenant }
+}
+
+fn create_secret(secret: SecretId, token: u64) -> Operation {
+    Operation::CreateSecret { secret, vault: V1, content: Content::new(b"first"), token: IdempotencyToken(token) }
+}
+
+fn update(secret: SecretId, bytes: &[u8], expected: Option<Version>) -> Operation {
+    Operation::UpdateSecret { secret, content: Content::new(bytes), expected }
+}
+
+fn done(secret: SecretId, version: u64) -> Result<Done, ClientError> {
+    Ok(Done::Secret { secret, version: Version(version) })
+}
+
+fn secret_record(store: &Store, secret: SecretId) -> SecretRecord {
+    match store.read(&Key::Secret(secret)).value {
+        Some(Value::Secret(record)) => record,
+        other => panic!("{secret} holds {other:?}"),
+    }
+}
+
+fn log(store: &Store, tenant: TenantId) -> Vec<LogEvent> {
+    store.poll(tenant, Seq::ZERO, usize::MAX).to_vec()
+}
+
+fn outbox_mutations(store: &Store, tenant: TenantId) -> Vec<Mutation> {
+    store
+        .scan_outbox(tenant, usize::MAX)
+        .into_iter()
+        .map(|row| match row.value {
+            Some(Value::Outbox(mutation)) => mutation,
+            other => panic!("outbox row holds {other:?}"),
+        })
+        .collect()
+}
+
+/// A store holding vault `V1` of tenant `T1` and, if `secret`, secret `S1` at version 1.
+fn store_with(mode: InterceptorMode, secret: bool) -> Store {
+    let mut store = Store::new();
+    let mut setup = Client::new(WorkerConfig::new(mode));
+    assert_eq!(setup.run(&mut store, Time::ZERO, create_vault(V1, T1)), Ok(Done::Vault(V1)));
+    if secret {
+        assert_eq!(setup.run(&mut store, Time::ZERO, create_secret(S1, 1)), done(S1, 1));
+    }
+    store
+}
+
+#[test]
+fn create_in_sync_mode_commits_creating_and_appends_to_the_log() {
+    let mut store = Store::new();
+    let mut client = Client::new(WorkerConfig::new(InterceptorMode::Sync));
+    assert_eq!(client.run(&mut store, Time::ZERO, create_vault(V1, T1)), Ok(Done::Vault(V1)));
+    assert_eq!(client.run(&mut store, Time::ZERO, create_secret(S1, 1)), done(S1, 1));
+
+    let record = secret_record(&store, S1);
+    assert_eq!((record.tenant, record.vault, record.version), (T1, V1, Version(1)));
+    assert_eq!(record.lifecycle, Lifecycle::Creating);
+    assert_eq!(record.content, Some(Content::new(b"first")));
+    let events = log(&store, T1);
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].seq, Seq(1));
+    assert_eq!(events[0].mutation, Mutation { secret: S1, record });
+    assert!(outbox_mutations(&store, T1).is_empty(), "sync mode writes no outbox row");
+    assert_eq!(client.worker.stats(), WorkerStats { commits: 2, ..WorkerStats::default() });
+}
+
+#[test]
+fn create_in_async_mode_writes_an_outbox_row_and_no_event() {
+    let mut store = Store::new();
+    let mut client = Client::new(WorkerConfig::new(InterceptorMode::Async));
+    assert_eq!(client.run(&mut store, Time::ZERO, create_vault(V1, T1)), Ok(Done::Vault(V1)));
+    assert_eq!(client.run(&mut store, Time::ZERO, create_secret(S1, 1)), done(S1, 1));
+
+    let record = secret_record(&store, S1);
+    assert_eq!(record.lifecycle, Lifecycle::Creating);
+    assert_eq!(outbox_mutations(&store, T1), vec![Mutation { secret: S1, record }]);
+    assert!(log(&store, T1).is_empty(), "async mode leaves the log to the publisher");
+    assert_eq!(store.head(T1), Seq::ZERO);
+}
+
+#[test]
+fn update_without_and_with_expected_version() {
+    let mut store = store_with(InterceptorMode::Sync, true);
+    let mut client = Client::new(WorkerConfig::new(InterceptorMode::Sync));
+
+    assert_eq!(client.run(&mut store, Time::ZERO, update(S1, b"second", None)), done(S1, 2));
+    assert_eq!(client.run(&mut store, Time::ZERO, update(S1, b"third", Some(Version(2)))), done(S1, 3));
+    assert_eq!(
+        client.run(&mut store, Time::ZERO, update(S1, b"lost", Some(Version(2)))),
+        Err(ClientError::VersionMismatch { expected: Version(2), actual: Version(3) })
+    );
+
+    let record = secret_record(&store, S1);
+    assert_eq!(record.version, Version(3));
+    assert_eq!(record.content, Some(Content::new(b"third")), "a failed check-and-set writes nothing");
+    assert_eq!(record.lifecycle, Lifecycle::Creating, "an update keeps the lifecycle");
+    let versions: Vec<u64> = log(&store, T1).iter().map(|event| event.mutation.record.version.0).collect();
+    assert_eq!(versions, vec![1, 2, 3]);
+    assert_eq!(client.worker.stats().commits, 2);
+}
+
+#[test]
+fn delete_leaves_a_tombstone_and_later_mutations_find_nothing() {
+    let mut store = store_with(InterceptorMode::Sync, true);
+    let mut client = Client::new(WorkerConfig::new(InterceptorMode::Sync));
+
+    let delete = Operation::DeleteSecret { secret: S1, expected: Some(Version(1)) };
+    assert_eq!(client.run(&mut store, Time::ZERO, delete), done(S1, 2));
+    let tombstone = secret_record(&store, S1);
+    assert_eq!(
+        (tombstone.version, tombstone.lifecycle, tombstone.content.clone()),
+        (Version(2), Lifecycle::Deleted, None)
+    );
+    assert_eq!(log(&store, T1).last().map(|event| event.mutation.record.clone()), Some(tombstone.clone()));
+
+    let not_found = Err(ClientError::SecretNotFound);
+    assert_eq!(client.run(&mut store, Time::ZERO, update(S1, b"again", None)), not_found);
+    assert_eq!(client.run(&mut store, Time::ZERO, Operation::DeleteSecret { secret: S1, expected: None }), not_found);
+    assert_eq!(client.run(&mut store, Time::ZERO, Operation::ReadSecret { secret: S1 }), not_found);
+    assert_eq!(client.run(&mut store, Time::ZERO, create_secret(S1, 9)), Err(ClientError::SecretExists));
+    assert_eq!(secret_record(&store, S1), tombstone, "the tombstone stays");
+    assert_eq!(log(&store, T1).len(), 2);
+}
+
+#[test]
+fn schedule_deletion_keeps_content_and_refuses_updates() {
+    let mut store = store_with(InterceptorMode::Sync, true);
+    let mut client = Client::new(WorkerConfig::new(InterceptorMode::Sync));
+
+    assert_eq!(client.run(&mut store, Time::ZERO, Operation::ScheduleDeletion { secret: S1 }), done(S1, 2));
+    let record = secret_record(&store, S1);
+    assert_eq!(record.lifecycle, Lifecycle::PendingDeletion);
+    assert_eq!(record.content, Some(Content::new(b"first")));
+
+    let invalid = Err(ClientError::InvalidState(Lifecycle::PendingDeletion));
+    assert_eq!(client.run(&mut store, Time::ZERO, update(S1, b"x", None)), invalid);
+    assert_eq!(client.run(&mut store, Time::ZERO, Operation::ScheduleDeletion { secret: S1 }), invalid);
+    // A secret pending deletion can still be deleted for good.
+    assert_eq!(client.run(&mut store, Time::ZERO, Operation::DeleteSecret { secret: S1, expected: None }), done(S1, 3));
+}
+
+#[test]
+fn read_answers_the_record_without_committing() {
+    let mut store = store_with(InterceptorMode::Sync, true);
+    let mut client = Client::new(WorkerConfig::new(InterceptorMode::Sync));
+    let last_commit = store.last_commit();
+    let read = client.run(&mut store, Time::ZERO, Operation::ReadSecret { secret: S1 });
+    assert_eq!(read, Ok(Done::Read(secret_record(&store, S1))));
+    assert_eq!(store.last_commit(), last_commit);
+    assert_eq!(client.worker.stats(), WorkerStats::default());
+}
+
+#[test]
+fn create_with_a_used_token_replays_the_first_answer_without_committing() {
+    let mut store = store_with(InterceptorMode::Sync, false);
+    let mut client = Client::new(WorkerConfig::new(InterceptorMode::Sync));
+    assert_eq!(client.run(&mut store, Time::ZERO, create_secret(S1, 7)), done(S1, 1));
+    // The secret moves on; the retried create still answers what the first one did.
+    assert_eq!(client.run(&mut store, Time::ZERO, update(S1, b"second", None)), done(S1, 2));
+    let last_commit = store.last_commit();
+
+    assert_eq!(client.run(&mut store, Time::ZERO, create_secret(S1, 7)), done(S1, 1));
+    assert_eq!(store.last_commit(), last_commit, "a replay commits nothing");
+    assert_eq!(client.worker.stats().commits, 2);
+    assert_eq!(log(&store, T1).len(), 2, "a replay appends no event");
+    assert_eq!(secret_record(&store, S1).version, Version(2));
+}
+
+#[test]
+fn token_reused_for_another_secret_creates_nothing() {
+    let mut store = store_with(InterceptorMode::Sync, false);
+    let mut client = Client::new(WorkerConfig::new(InterceptorMode::Sync));
+    assert_eq!(client.run(&mut store, Time::ZERO, create_secret(S1, 7)), done(S1, 1));
+    let last_commit = store.last_commit();
+
+    assert_eq!(client.run(&mut store, Time::ZERO, create_secret(S2, 7)), Err(ClientError::SecretExists));
+    assert_eq!(store.read(&Key::Secret(S2)).value, None);
+    assert_eq!(store.last_commit(), last_commit);
+}
+
+#[test]
+fn vault_not_found_and_vault_exists() {
+    let mut store = Store::new();
+    let mut client = Client::new(WorkerConfig::new(InterceptorMode::Sync));
+    let not_found = Err(ClientError::VaultNotFound);
+    assert_eq!(client.run(&mut store, Time::ZERO, create_secret(S1, 1)), not_found);
+    assert_eq!(client.run(&mut store, Time::ZERO, Operation::DeleteVault { vault: V1 }), not_found);
+
+    assert_eq!(client.run(&mut store, Time::ZERO, create_vault(V1, T1)), Ok(Done::Vault(V1)));
+    assert_eq!(client.run(&mut store, Time::ZERO, create_vault(V1, T1)), Err(ClientError::VaultExists));
+    assert_eq!(client.run(&mut store, Time::ZERO, Operation::DeleteVault { vault: V1 }), Ok(Done::Vault(V1)));
+    // A deleted vault keeps its id and takes no secrets.
+    assert_eq!(client.run(&mut store, Time::ZERO, create_vault(V1, T1)), Err(ClientError::VaultExists));
+    assert_eq!(client.run(&mut store, Time::ZERO, create_secret(S1, 1)), not_found);
+    assert_eq!(store.read(&Key::Secret(S1)).value, None);
+    assert!(log(&store, T1).is_empty());
+}
+
+#[test]
+fn sync_writers_of_one_tenancy_conflict_and_the_loser_retries_after_backoff() {
+    let mut store = store_with(InterceptorMode::Sync, false);
+    let config = WorkerConfig::new(InterceptorMode::Sync);
+    let delay_ns = config.retry_delay_ns;
+    let mut first = Client::new(config.clone());
+    let mut second = Client::new(config);
+    let now = Time(1_000);
+    let first_request = first.submit(now, create_secret(S1, 1));
+    let second_request = second.submit(now, create_secret(S2, 2));
+
+    // Both read their resources and the partition head before either commits.
+    assert!(matches!(first.deliver(&mut store, now).0, StoreRequest::Read { .. }));
+    assert_eq!(first.deliver(&mut store, now).0, StoreRequest::Read { keys: vec![Key::LogHead(T1)] });
+    assert!(matches!(second.deliver(&mut store, now).0, StoreRequest::Read { .. }));
+    assert_eq!(second.deliver(&mut store, now).0, StoreRequest::Read { keys: vec![Key::LogHead(T1)] });
+    assert!(matches!(first.deliver(&mut store, now).0, StoreRequest::Commit(_)));
+    assert_eq!(first.answer(first_request), done(S1, 1));
+
+    // The second commit read a head that moved: conflict, backoff, nothing sent.
+    assert!(matches!(second.deliver(&mut store, now).0, StoreRequest::Commit(_)));
+    assert!(second.answers.is_empty());
+    assert!(second.requests.is_empty());
+    assert_eq!(second.timer, Some(now.plus_ns(delay_ns)));
+    assert_eq!(second.worker.stats(), WorkerStats { conflicts: 1, ..WorkerStats::default() });
+    assert_eq!(second.fire(now.plus_ns(delay_ns - 1)), 0, "an early wake-up does nothing");
+
+    second.fire(now.plus_ns(delay_ns));
+    assert_eq!(second.requests.len(), 1, "the retry starts with a fresh read");
+    second.settle(&mut store, now.plus_ns(delay_ns));
+    assert_eq!(second.answer(second_request), done(S2, 1));
+    assert_eq!(second.worker.stats(), WorkerStats { commits: 1, conflicts: 1, retries: 1, timeouts: 0 });
+    let secrets: Vec<SecretId> = log(&store, T1).iter().map(|event| event.mutation.secret).collect();
+    assert_eq!(secrets, vec![S1, S2]);
+}
+
+#[test]
+fn retry_budget_exhausted_after_doubling_capped_backoff() {
+    let mut store = store_with(InterceptorMode::Sync, true);
+    let config = WorkerConfig {
+        commit_attempts_max: 4,
+        retry_delay_ns: 1_000,
+        retry_delay_max_ns: 3_000,
+        ..WorkerConfig::new(InterceptorMode::Sync)
+    };
+    let mut client = Client::new(config);
+    let mut now = Time(0);
+    let request = client.submit(now, update(S1, b"contended", None));
+    let expected_delays_ns = [1_000, 2_000, 3_000];
+    for attempt in 1..=4u32 {
+        client.deliver(&mut store, now); // Resource.
+        client.deliver(&mut store, now); // Head.
+                                         // Another writer of the tenancy appends between this attempt's head read and its commit.
+        let other = Mutation {
+            secret: SecretId(100 + attempt),
+            record: SecretRecord {
+                tenant: T1,
+                vault: V1,
+                version: Version(1),
+                lifecycle: Lifecycle::Creating,
+                content: Some(Content::new(b"other")),
+            },
+        };
+        let interloper = Transaction { reads: Vec::new(), writes: vec![Write::Append(other)] };
+        assert!(matches!(store.commit(&interloper), CommitOutcome::Committed { .. }));
+        client.deliver(&mut store, now); // Commit: conflicts.
+        if attempt < 4 {
+            assert!(client.answers.is_empty());
+            let delay_ns = expected_delays_ns[attempt as usize - 1];
+            assert_eq!(client.timer, Some(now.plus_ns(delay_ns)), "backoff after attempt {attempt}");
+            now = now.plus_ns(delay_ns);
+            client.fire(now);
+        }
+    }
+    assert_eq!(client.answer(request), Err(ClientError::RetriesExhausted { attempts: 4 }));
+    assert!(!client.worker.is_busy());
+    assert_eq!(client.worker.stats(), WorkerStats { commits: 0, conflicts: 4, retries: 3, timeouts: 0 });
+    assert_eq!(secret_record(&store, S1).version, Version(1), "no attempt committed");
+}
+
+#[test]
+fn read_timeout_is_retried_and_the_stale_reply_is_ignored() {
+    let mut store = store_with(InterceptorMode::Sync, true);
+    let config = WorkerConfig::new(InterceptorMode::Sync);
+    let (timeout_ns, delay_ns) = (config.request_timeout_ns, config.retry_delay_ns);
+    let mut client = Client::new(config);
+    let request = client.submit(Time::ZERO, update(S1, b"second", None));
+    assert_eq!(client.timer, Some(Time(timeout_ns)));
+    assert_eq!(client.fire(Time(timeout_ns - 1)), 0, "not timed out yet");
+
+    // The read's answer never comes in time: back off, then read again.
+    client.fire(Time(timeout_ns));
+    assert_eq!(client.worker.stats().timeouts, 1);
+    assert_eq!(client.timer, Some(Time(timeout_ns + delay_ns)));
+    assert_eq!(client.requests.len(), 1, "the lost read is still in the network");
+    client.fire(Time(timeout_ns + delay_ns));
+    assert_eq!(client.requests.len(), 2);
+
+    // The late reply to the first read arrives first and is ignored.
+    let (stale, outputs) = client.deliver(&mut store, Time(timeout_ns + delay_ns));
+    assert!(matches!(stale, StoreRequest::Read { .. }));
+    assert_eq!(outputs, 0, "a reply with an old tag changes nothing");
+
+    client.settle(&mut store, Time(timeout_ns + delay_ns));
+    assert_eq!(client.answer(request), done(S1, 2));
+    assert_eq!(client.worker.stats(), WorkerStats { commits: 1, conflicts: 0, retries: 1, timeouts: 1 });
+}
+
+#[test]
+fn commit_timeout_answers_outcome_unknown() {
+    let mut store = store_with(InterceptorMode::Async, true);
+    let config = WorkerConfig::new(InterceptorMode::Async);
+    let timeout_ns = config.request_timeout_ns;
+    let mut client = Client::new(config);
+    let request = client.submit(Time::ZERO, update(S1, b"second", None));
+    client.deliver(&mut store, Time::ZERO);
+    assert!(matches!(client.requests.front(), Some((_, StoreRequest::Commit(_)))));
+
+    client.fire(Time(timeout_ns));
+    assert_eq!(client.answer(request), Err(ClientError::OutcomeUnknown));
+    assert!(!client.worker.is_busy());
+    assert_eq!(client.worker.stats(), WorkerStats { timeouts: 1, ..WorkerStats::default() });
+
+    // The commit was only slow: it lands, and its late reply is ignored.
+    let (_, outputs) = client.deliver(&mut store, Time(timeout_ns + 1));
+    assert_eq!(outputs, 0);
+    assert_eq!(secret_record(&store, S1).version, Version(2), "an unknown outcome may be a commit");
+    assert_eq!(client.answers.len(), 1);
+}
+
+#[test]
+fn full_queue_answers_busy_and_queued_requests_run_in_order() {
+    let mut store = store_with(InterceptorMode::Sync, false);
+    let config = WorkerConfig { queue_requests_max: 1, ..WorkerConfig::new(InterceptorMode::Sync) };
+    let mut client = Client::new(config);
+    let first = client.submit(Time::ZERO, create_secret(S1, 1));
+    let second = client.submit(Time::ZERO, create_secret(S2, 2));
+    let third = client.submit(Time::ZERO, create_secret(SecretId(3), 3));
+    assert_eq!(client.answers, vec![(third, Err(ClientError::Busy))]);
+    assert!(client.worker.is_busy());
+
+    client.settle(&mut store, Time::ZERO);
+    let order: Vec<RequestId> = client.answers.iter().map(|(id, _)| *id).collect();
+    assert_eq!(order, vec![third, first, second]);
+    assert_eq!(client.answer(first), done(S1, 1));
+    assert_eq!(client.answer(second), done(S2, 1));
+    assert_eq!(store.read(&Key::Secret(SecretId(3))).value, None, "a busy answer attempted nothing");
+    assert_eq!(client.worker.stats().commits, 2);
+}
