@@ -222,6 +222,9 @@ pub enum InvalidWrite {
     /// A `Put` or `Delete` of a log head, or a `Put` of an outbox row: those are
     /// written only by `Append` and `Outbox`.
     ReservedKey(Key),
+    /// Two `Outbox` writes of one transaction carry the same partition, secret
+    /// and version (they would share a key).
+    DuplicateOutboxRow(TenantId, SecretId, Version),
     /// An `Append` to a partition the shared store was not built with.
     UnknownPartition(TenantId),
     /// An `Append` past the shared store's fixed partition capacity.
@@ -378,6 +381,15 @@ impl Store {
     }
 
     fn commit_validate_shape(transaction: &Transaction) -> Option<InvalidWrite> {
+        let mut outbox_rows = std::collections::BTreeSet::new();
+        for write in &transaction.writes {
+            if let Write::Outbox(mutation) = write {
+                let row = (mutation.record.tenant, mutation.secret, mutation.record.version);
+                if !outbox_rows.insert(row) {
+                    return Some(InvalidWrite::DuplicateOutboxRow(row.0, row.1, row.2));
+                }
+            }
+        }
         transaction.writes.iter().find_map(|write| match write {
             Write::Put(key, _) | Write::Delete(key) if key.table() == Table::LogHeads => {
                 Some(InvalidWrite::ReservedKey(*key))
