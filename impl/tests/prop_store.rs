@@ -352,7 +352,7 @@ fn build_transaction(
                 // Mostly one row per secret version, as callers write; every
                 // fourth repeat is kept so the engine's refusal is exercised.
                 let mut version = *version;
-                while !outbox_rows.insert((*tenant, *secret, version)) && outbox_rows.len() % 4 != 0 {
+                while !outbox_rows.insert((*tenant, *secret, version)) && !outbox_rows.len().is_multiple_of(4) {
                     version += 1;
                 }
                 Write::Outbox(Mutation { secret: SecretId(*secret), record: record(*tenant, version, *lifecycle) })
