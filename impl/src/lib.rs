@@ -21,6 +21,7 @@
 //!   multi-threaded deployment, checked with loom through [`sync`].
 
 pub mod activator;
+pub mod bugzoo;
 pub mod host;
 pub mod interceptor;
 pub mod publisher;

@@ -1,0 +1,119 @@
+//! The bug zoo's switch: known-bad variants of the real code, for proving that
+//! the testbed catches them.
+//!
+//! [`Bugs`] is carried in machine configs. Without the `bugzoo` cargo feature it
+//! is an empty type and the bad variants are not compiled at all, so a release
+//! build carries none of them. With the feature, [`Bug`] names each variant and
+//! the property it breaks.
+
+#[cfg(feature = "bugzoo")]
+use std::collections::BTreeSet;
+
+/// A known-bad variant of the real code (only with the `bugzoo` feature).
+#[cfg(feature = "bugzoo")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Bug {
+    /// The store commits without validating the versions a transaction read,
+    /// so two writers that read the same version both commit (breaks REP-9).
+    UnvalidatedCommit,
+}
+
+#[cfg(feature = "bugzoo")]
+impl Bug {
+    /// Every bug, in zoo order.
+    pub const ALL: [Bug; 1] = [Bug::UnvalidatedCommit];
+
+    /// The entry's name in the zoo, traces and the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Bug::UnvalidatedCommit => "unvalidated-commit",
+        }
+    }
+
+    /// The property ID the bug breaks.
+    pub fn breaks(self) -> &'static str {
+        match self {
+            Bug::UnvalidatedCommit => "REP-9",
+        }
+    }
+
+    /// The bug named `name`.
+    pub fn parse(name: &str) -> Option<Bug> {
+        Bug::ALL.into_iter().find(|bug| bug.name() == name)
+    }
+}
+
+/// Which bug-zoo variants are switched on; always none without the feature.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Bugs {
+    #[cfg(feature = "bugzoo")]
+    on: BTreeSet<Bug>,
+}
+
+impl Bugs {
+    /// No bug: the real code.
+    pub fn none() -> Bugs {
+        Bugs::default()
+    }
+
+    /// Exactly `bug`.
+    #[cfg(feature = "bugzoo")]
+    pub fn with(bug: Bug) -> Bugs {
+        Bugs { on: BTreeSet::from([bug]) }
+    }
+
+    /// Whether `bug` is on.
+    #[cfg(feature = "bugzoo")]
+    pub fn is_on(&self, bug: Bug) -> bool {
+        self.on.contains(&bug)
+    }
+
+    /// The names of the bugs that are on (empty without the feature).
+    pub fn names(&self) -> Vec<&'static str> {
+        #[cfg(feature = "bugzoo")]
+        return self.on.iter().map(|bug| bug.name()).collect();
+        #[cfg(not(feature = "bugzoo"))]
+        return Vec::new();
+    }
+
+    /// The bugs named `names`, or the first name this build does not know
+    /// (every name, without the feature).
+    pub fn parse<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<Bugs, &'a str> {
+        #[cfg(feature = "bugzoo")]
+        {
+            let on = names.into_iter().map(|name| Bug::parse(name).ok_or(name)).collect::<Result<_, _>>()?;
+            Ok(Bugs { on })
+        }
+        #[cfg(not(feature = "bugzoo"))]
+        match names.into_iter().next() {
+            Some(name) => Err(name),
+            None => Ok(Bugs::none()),
+        }
+    }
+}
+
+#[cfg(all(test, feature = "bugzoo"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for bug in Bug::ALL {
+            assert_eq!(Bug::parse(bug.name()), Some(bug));
+            assert_eq!(Bugs::parse([bug.name()]), Ok(Bugs::with(bug)));
+        }
+        assert_eq!(Bugs::parse(["no-such-bug"]), Err("no-such-bug"));
+    }
+}
+
+#[cfg(all(test, not(feature = "bugzoo")))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_the_feature_no_bug_can_be_switched_on() {
+        assert!(Bugs::none().names().is_empty());
+        assert_eq!(Bugs::parse(["unvalidated-commit"]), Err("unvalidated-commit"));
+        assert_eq!(Bugs::parse([]), Ok(Bugs::none()));
+    }
+}
