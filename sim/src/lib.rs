@@ -5,4 +5,10 @@
 //! (see `docs/ARCHITECTURE.md`). Everything here is deterministic: no clock
 //! readings, no ambient randomness, no hash-ordered iteration.
 
+pub mod driver;
+pub mod random;
+pub mod report;
+pub mod scenario;
 pub mod suite;
+pub mod trace;
+pub mod world;

@@ -1,0 +1,614 @@
+//! The seeded simulator: drives a [`World`] with simulated time, a network
+//! model, faults and an open-loop workload, all decided by one `u64` seed.
+//!
+//! A run has two phases. In the fault phase clients send operations at the
+//! scenario's rate while the network delays, reorders, drops and duplicates
+//! messages, nodes crash and restart, nodes are cut off, and clocks run slow.
+//! At its end everything heals: isolation ends, crashed nodes restart, the
+//! network stops losing messages and clients stop. The world must then become
+//! quiet and converge (REP-6) within the scenario's bound.
+//!
+//! The driver only chooses actions; the world does everything else. Every
+//! choice comes from [`SimRng`] streams of the seed, so a seed is a run.
+//! In swarm mode a separate stream of the seed also decides which fault kinds
+//! are on and several knobs (interceptor mode, batch sizes, retry budget).
+
+use std::collections::BTreeMap;
+
+use model::{Observation, PropertyId, Violation};
+use vault::bugzoo::Bugs;
+use vault::host::HostConfig;
+use vault::interceptor::InterceptorMode;
+use vault::store::IdempotencyToken;
+use vault::types::{Content, SecretId, TenantId, Time, VaultId};
+use vault::worker::{Operation, RequestId, WorkerConfig};
+
+use crate::random::{zipf_cumulative, SimRng};
+use crate::scenario::{Mode, Scenario};
+use crate::trace::TraceWriter;
+use crate::world::{Action, MessageId, NodeId, StepReport, World, WorldConfig};
+
+const NS_PER_US: u64 = 1_000;
+const NS_PER_MS: u64 = 1_000_000;
+/// Steps between quietness checks in the converge phase (each scans the store).
+const QUIET_CHECK_STEPS: u64 = 256;
+
+/// The knobs of one run: the scenario's, or in swarm mode the seed's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Knobs {
+    /// Interceptor mode.
+    pub mode: InterceptorMode,
+    /// Whether nodes crash.
+    pub crashes: bool,
+    /// Whether nodes are cut off.
+    pub partitions: bool,
+    /// Message loss, per million.
+    pub drop_per_million: u32,
+    /// Message duplication, per million.
+    pub duplicate_per_million: u32,
+    /// Largest clock drift, ppm.
+    pub clock_drift_ppm_max: u32,
+    /// Host poll batch.
+    pub poll_events_max: usize,
+    /// Publisher batch.
+    pub publisher_batch_events_max: usize,
+    /// Worker attempts per operation.
+    pub commit_attempts_max: u32,
+}
+
+impl Knobs {
+    /// The scenario's knobs, or (in swarm mode) knobs drawn from `seed`.
+    pub fn for_run(scenario: &Scenario, seed: u64, swarm: bool) -> Knobs {
+        let faults = &scenario.faults;
+        let replication = &scenario.replication;
+        let knobs = Knobs {
+            mode: match replication.mode {
+                Mode::Sync => InterceptorMode::Sync,
+                Mode::Async => InterceptorMode::Async,
+            },
+            crashes: faults.crash_interval_ms > 0,
+            partitions: faults.partition_interval_ms > 0,
+            drop_per_million: scenario.network.drop_per_million,
+            duplicate_per_million: scenario.network.duplicate_per_million,
+            clock_drift_ppm_max: faults.clock_drift_ppm_max,
+            poll_events_max: replication.poll_events_max,
+            publisher_batch_events_max: replication.publisher_batch_events_max,
+            commit_attempts_max: replication.commit_attempts_max,
+        };
+        if !swarm {
+            return knobs;
+        }
+        // Swarm testing: each fault kind is on or off for the whole run, and
+        // knobs take small or large values, so rare combinations get runs.
+        let mut rng = SimRng::new(seed, SWARM_STREAM);
+        let on = |rng: &mut SimRng| rng.below(2) == 0;
+        Knobs {
+            mode: if on(&mut rng) { InterceptorMode::Sync } else { InterceptorMode::Async },
+            crashes: knobs.crashes && on(&mut rng),
+            partitions: knobs.partitions && on(&mut rng),
+            drop_per_million: if on(&mut rng) { knobs.drop_per_million } else { 0 },
+            duplicate_per_million: if on(&mut rng) { knobs.duplicate_per_million } else { 0 },
+            clock_drift_ppm_max: if on(&mut rng) { knobs.clock_drift_ppm_max } else { 0 },
+            poll_events_max: [1, 4, knobs.poll_events_max][rng.below(3) as usize],
+            publisher_batch_events_max: [1, 4, knobs.publisher_batch_events_max][rng.below(3) as usize],
+            commit_attempts_max: [1, 3, knobs.commit_attempts_max][rng.below(3) as usize],
+        }
+    }
+}
+
+const WORKLOAD_STREAM: u64 = 0;
+const SWARM_STREAM: u64 = 1;
+
+/// The world a scenario's run starts from.
+pub fn world_config(scenario: &Scenario, knobs: &Knobs, bugs: &Bugs) -> WorldConfig {
+    let workload = &scenario.workload;
+    let replication = &scenario.replication;
+    let mut vaults = Vec::new();
+    for tenant in 0..workload.tenants {
+        for index in 0..workload.vaults_per_tenant {
+            vaults.push((VaultId(tenant * workload.vaults_per_tenant + index), TenantId(tenant)));
+        }
+    }
+    let worker = WorkerConfig {
+        mode: knobs.mode,
+        commit_attempts_max: knobs.commit_attempts_max,
+        retry_delay_ns: replication.retry_delay_us * NS_PER_US,
+        retry_delay_max_ns: (replication.retry_delay_us * NS_PER_US * 64).max(1),
+        request_timeout_ns: 200 * NS_PER_MS,
+        queue_requests_max: 64,
+    };
+    let host = HostConfig {
+        poll_interval_ns: replication.poll_interval_ms * NS_PER_MS,
+        poll_events_max: knobs.poll_events_max,
+        pending_events_max: 256,
+        request_timeout_ns: 200 * NS_PER_MS,
+    };
+    WorldConfig {
+        workers: scenario.topology.workers,
+        hosts: scenario.topology.hosts,
+        vaults,
+        mode: knobs.mode,
+        worker,
+        host,
+        publisher_batch_events_max: knobs.publisher_batch_events_max,
+        publish_interval_ns: replication.publish_interval_ms * NS_PER_MS,
+        activator_poll_interval_ns: replication.poll_interval_ms * NS_PER_MS,
+        bugs: bugs.clone(),
+    }
+}
+
+/// How to run one seed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunOptions {
+    /// The seed.
+    pub seed: u64,
+    /// Whether the seed also decides fault kinds and knobs.
+    pub swarm: bool,
+    /// Whether to record a trace.
+    pub trace: bool,
+    /// Bug-zoo variants of the real code to run (none outside the bug zoo).
+    pub bugs: Bugs,
+}
+
+/// The first violation of a run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    /// The step that showed it (0 for the end-of-run check).
+    pub step: u64,
+    /// The violation.
+    pub violation: Violation,
+}
+
+/// What a run measured.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RunStats {
+    /// Steps taken (actions applied).
+    pub steps: u64,
+    /// Simulated time at the end, ns.
+    pub simulated_ns: u64,
+    /// Latencies of answered operations by kind, ns.
+    pub latencies: BTreeMap<&'static str, Vec<u64>>,
+    /// Operations issued by kind.
+    pub issued: BTreeMap<&'static str, u64>,
+    /// Operations served (answered without an availability failure) by kind.
+    pub served: BTreeMap<&'static str, u64>,
+    /// Commits, conflicts, retries and timeouts of the workers.
+    pub commits: u64,
+    /// Commits refused with a conflict.
+    pub conflicts: u64,
+    /// Attempts after the first.
+    pub retries: u64,
+    /// Replication lag samples (append to applied on a host), ns.
+    pub replication_lag: Vec<u64>,
+    /// Whether the world became quiet after the fault phase.
+    pub converged: bool,
+}
+
+/// The result of one run.
+#[derive(Clone, Debug)]
+pub struct RunResult {
+    /// The seed.
+    pub seed: u64,
+    /// The knobs used.
+    pub knobs: Knobs,
+    /// The first violation, if any.
+    pub failure: Option<Failure>,
+    /// Measurements.
+    pub stats: RunStats,
+    /// The trace lines (header first), when recorded.
+    pub trace: Option<Vec<String>>,
+    /// FNV-1a hash of the trace text (0 when not recorded).
+    pub trace_hash: u64,
+}
+
+/// What the driver plans to do at a time.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Planned {
+    Deliver(MessageId),
+    Arrival,
+    Crash,
+    Restart(NodeId),
+    Partition,
+    Heal,
+    EndFaultPhase,
+}
+
+/// One simulated run in progress.
+struct Simulation<'a> {
+    scenario: &'a Scenario,
+    knobs: Knobs,
+    rng: SimRng,
+    world: World,
+    plan: BTreeMap<(Time, u64), Planned>,
+    plan_counter: u64,
+    /// The timer deadline each node has armed, and when it really fires.
+    timers: BTreeMap<NodeId, (Time, Time)>,
+    drift_ppm: BTreeMap<NodeId, u64>,
+    fault_phase: bool,
+    next_request: u64,
+    secrets_created: u32,
+    zipf: Vec<u64>,
+    properties: Vec<PropertyId>,
+    append_times: BTreeMap<u32, Vec<Time>>,
+    host_cursors: BTreeMap<(u32, u32), u64>,
+    lag: Vec<u64>,
+    trace: Option<TraceWriter>,
+}
+
+/// Runs one seed of `scenario`.
+pub fn run(scenario: &Scenario, options: &RunOptions) -> RunResult {
+    let knobs = Knobs::for_run(scenario, options.seed, options.swarm);
+    let world = World::new(world_config(scenario, &knobs, &options.bugs));
+    let trace = options.trace.then(|| TraceWriter::new(scenario, options.seed, options.swarm, &options.bugs));
+    let mut simulation = Simulation {
+        scenario,
+        rng: SimRng::new(options.seed, WORKLOAD_STREAM),
+        drift_ppm: BTreeMap::new(),
+        zipf: zipf_cumulative(scenario.workload.secrets_max.max(1) as usize, scenario.workload.zipf_exponent),
+        properties: scenario.properties(),
+        knobs,
+        world,
+        plan: BTreeMap::new(),
+        plan_counter: 0,
+        timers: BTreeMap::new(),
+        fault_phase: true,
+        next_request: 0,
+        secrets_created: 0,
+        append_times: BTreeMap::new(),
+        host_cursors: BTreeMap::new(),
+        lag: Vec::new(),
+        trace,
+    };
+    let (failure, converged) = simulation.run();
+    let stats = simulation.stats(converged);
+    let (trace, trace_hash) = match simulation.trace {
+        Some(writer) => {
+            let hash = writer.hash();
+            (Some(writer.into_lines()), hash)
+        }
+        None => (None, 0),
+    };
+    RunResult { seed: options.seed, knobs: simulation.knobs, failure, stats, trace, trace_hash }
+}
+
+impl Simulation<'_> {
+    fn run(&mut self) -> (Option<Failure>, bool) {
+        self.setup();
+        let fault_end = Time(self.scenario.run.fault_phase_ms * NS_PER_MS);
+        let deadline = fault_end.plus_ns(self.scenario.run.converge_within_ms * NS_PER_MS);
+        while let Some(action) = self.next_action() {
+            if action_time(&action).is_some_and(|at| at > deadline) {
+                break;
+            }
+            let report = self.apply(&action);
+            if let Some(violation) = self.first_checked(&report.violations) {
+                return (Some(Failure { step: self.world.steps(), violation }), false);
+            }
+            self.after_step(&report);
+            let quiet_check = !self.fault_phase && self.world.steps().is_multiple_of(QUIET_CHECK_STEPS);
+            if quiet_check && self.plan_is_idle() && self.world.is_quiet() {
+                return (self.final_check(true), true);
+            }
+        }
+        let quiet = self.world.is_quiet();
+        (self.final_check(quiet), quiet)
+    }
+
+    fn setup(&mut self) {
+        let nodes = self.world.crashable_nodes();
+        if self.knobs.clock_drift_ppm_max > 0 {
+            for node in nodes {
+                let drift = self.rng.below(u64::from(self.knobs.clock_drift_ppm_max) + 1);
+                self.drift_ppm.insert(node, drift);
+            }
+        }
+        let fault_end = Time(self.scenario.run.fault_phase_ms * NS_PER_MS);
+        self.schedule(fault_end, Planned::EndFaultPhase);
+        self.schedule_arrival(Time::ZERO);
+        if self.knobs.crashes {
+            let gap = self.rng.exponential_ns(self.scenario.faults.crash_interval_ms * NS_PER_MS);
+            self.schedule(Time(gap), Planned::Crash);
+        }
+        if self.knobs.partitions {
+            let gap = self.rng.exponential_ns(self.scenario.faults.partition_interval_ms * NS_PER_MS);
+            self.schedule(Time(gap), Planned::Partition);
+        }
+    }
+
+    /// The next action: the earliest planned event or timer (plans first on ties).
+    fn next_action(&mut self) -> Option<Action> {
+        self.refresh_timers();
+        loop {
+            let planned = self.plan.first_key_value().map(|((at, _), _)| *at);
+            let timer = self.timers.iter().map(|(node, (_, fires))| (*fires, *node)).min();
+            match (planned, timer) {
+                (None, None) => return None,
+                (Some(at), Some((fires, node))) if fires < at => return Some(self.fire(node, fires)),
+                (None, Some((fires, node))) => return Some(self.fire(node, fires)),
+                _ => {
+                    let ((at, _), planned) = self.plan.pop_first().expect("a planned event");
+                    if let Some(action) = self.realize(at, planned) {
+                        return Some(action);
+                    }
+                }
+            }
+        }
+    }
+
+    fn fire(&mut self, node: NodeId, at: Time) -> Action {
+        self.timers.remove(&node);
+        Action::FireTimer { node, at: at.max(self.world.now()) }
+    }
+
+    /// Turns a planned event into an action, or into nothing (and new plans).
+    fn realize(&mut self, at: Time, planned: Planned) -> Option<Action> {
+        let at = at.max(self.world.now());
+        match planned {
+            Planned::Deliver(message) => Some(Action::Deliver { message, at }),
+            Planned::Arrival => {
+                if !self.fault_phase {
+                    return None;
+                }
+                let action = self.arrival(at);
+                self.schedule_arrival(at);
+                Some(action)
+            }
+            Planned::Crash => {
+                if !self.fault_phase {
+                    return None;
+                }
+                let gap = self.rng.exponential_ns(self.scenario.faults.crash_interval_ms * NS_PER_MS);
+                self.schedule(at.plus_ns(gap.max(1)), Planned::Crash);
+                let up: Vec<NodeId> =
+                    self.world.crashable_nodes().into_iter().filter(|node| self.world.is_up(*node)).collect();
+                if up.is_empty() {
+                    return None;
+                }
+                let node = up[self.rng.below(up.len() as u64) as usize];
+                let down_ns = self.rng.between(1, self.scenario.faults.crash_down_ms.max(1) * NS_PER_MS);
+                self.schedule(at.plus_ns(down_ns), Planned::Restart(node));
+                Some(Action::Crash(node))
+            }
+            Planned::Restart(node) => (!self.world.is_up(node)).then_some(Action::Restart(node)),
+            Planned::Partition => {
+                if !self.fault_phase {
+                    return None;
+                }
+                let gap = self.rng.exponential_ns(self.scenario.faults.partition_interval_ms * NS_PER_MS);
+                self.schedule(at.plus_ns(gap.max(1)), Planned::Partition);
+                let nodes = self.world.crashable_nodes();
+                let node = nodes[self.rng.below(nodes.len() as u64) as usize];
+                let duration = self.rng.between(1, self.scenario.faults.partition_duration_ms.max(1) * NS_PER_MS);
+                self.schedule(at.plus_ns(duration), Planned::Heal);
+                (!self.world.is_isolated(node)).then_some(Action::Isolate(node))
+            }
+            Planned::Heal => Some(Action::Heal),
+            Planned::EndFaultPhase => {
+                self.end_fault_phase(at);
+                None
+            }
+        }
+    }
+
+    /// Heals everything: no more isolation, crashed nodes restart now, and the
+    /// network stops losing messages. Clients stop sending.
+    fn end_fault_phase(&mut self, at: Time) {
+        self.fault_phase = false;
+        self.schedule(at, Planned::Heal);
+        for node in self.world.crashable_nodes() {
+            if !self.world.is_up(node) {
+                self.schedule(at, Planned::Restart(node));
+            }
+        }
+    }
+
+    fn schedule(&mut self, at: Time, planned: Planned) {
+        self.plan.insert((at, self.plan_counter), planned);
+        self.plan_counter += 1;
+    }
+
+    fn schedule_arrival(&mut self, after: Time) {
+        let rate = u64::from(self.scenario.workload.rate_per_second).max(1) * self.burst_multiplier(after);
+        let gap = self.rng.exponential_ns(1_000_000_000 / rate.max(1));
+        self.schedule(after.plus_ns(gap.max(1)), Planned::Arrival);
+    }
+
+    fn burst_multiplier(&self, at: Time) -> u64 {
+        let at_ms = at.0 / NS_PER_MS;
+        let burst = self
+            .scenario
+            .workload
+            .bursts
+            .iter()
+            .find(|burst| (burst.at_ms..burst.at_ms + burst.duration_ms).contains(&at_ms));
+        burst.map_or(1, |burst| u64::from(burst.multiplier.max(1)))
+    }
+
+    /// A client operation: kind by the mix, secret by Zipf popularity.
+    fn arrival(&mut self, at: Time) -> Action {
+        let request = RequestId(self.next_request);
+        self.next_request += 1;
+        let mix = &self.scenario.workload.mix;
+        let weights = [mix.create, mix.update, mix.delete, mix.remote_read, mix.host_read];
+        let cumulative: Vec<u64> = weights
+            .iter()
+            .scan(0u64, |sum, weight| {
+                *sum += u64::from(*weight);
+                Some(*sum)
+            })
+            .collect();
+        let mut kind = self.rng.weighted_prefix(&cumulative, cumulative.len());
+        let can_create = self.secrets_created < self.scenario.workload.secrets_max;
+        if kind == 0 && !can_create {
+            kind = 1; // Every secret exists: update instead.
+        }
+        if kind != 0 && self.secrets_created == 0 {
+            kind = 0; // Nothing to touch yet: create.
+        }
+        let secret = if kind == 0 {
+            self.secrets_created += 1;
+            SecretId(self.secrets_created - 1)
+        } else {
+            SecretId(self.rng.weighted_prefix(&self.zipf, self.secrets_created as usize) as u32)
+        };
+        if kind == 4 {
+            let host = self.rng.below(u64::from(self.scenario.topology.hosts)) as u32;
+            return Action::Read { request, host, secret, at };
+        }
+        let content = Content::new(format!("{}:{}", secret.0, request.0).as_bytes());
+        let operation = match kind {
+            0 => {
+                let vaults = self.world.config().vaults.len() as u32;
+                let vault = self.world.config().vaults[(secret.0 % vaults) as usize].0;
+                Operation::CreateSecret { secret, vault, content, token: IdempotencyToken(request.0) }
+            }
+            1 => Operation::UpdateSecret { secret, content, expected: None },
+            2 => Operation::DeleteSecret { secret, expected: None },
+            _ => Operation::ReadSecret { secret },
+        };
+        let worker = self.rng.below(u64::from(self.scenario.topology.workers)) as u32;
+        Action::Submit { request, worker, operation, at }
+    }
+
+    /// Decides the fate of messages just sent and records lag samples.
+    fn after_step(&mut self, report: &StepReport) {
+        let now = self.world.now();
+        for id in &report.sent {
+            let Some(message) = self.world.in_flight().get(id) else { continue };
+            let touches_store = message.from == NodeId::Store || message.to == NodeId::Store;
+            if self.fault_phase && self.rng.chance_per_million(self.knobs.drop_per_million) {
+                self.apply(&Action::Drop(*id));
+                continue;
+            }
+            if self.fault_phase && self.rng.chance_per_million(self.knobs.duplicate_per_million) {
+                for copy_id in self.apply(&Action::Duplicate(*id)).sent {
+                    let latency = self.latency(touches_store);
+                    self.schedule(now.plus_ns(latency), Planned::Deliver(copy_id));
+                }
+            }
+            let latency = self.latency(touches_store);
+            self.schedule(now.plus_ns(latency), Planned::Deliver(*id));
+        }
+        for observation in &report.observations {
+            self.observe_lag(now, observation);
+        }
+    }
+
+    /// Applies an action to the world and records it in the trace.
+    fn apply(&mut self, action: &Action) -> StepReport {
+        let report = self.world.step(action);
+        if let Some(trace) = &mut self.trace {
+            trace.step(&self.world, action, &report);
+        }
+        report
+    }
+
+    fn latency(&mut self, touches_store: bool) -> u64 {
+        let network = &self.scenario.network;
+        let latency = self.rng.between(network.latency_min_us, network.latency_max_us) * NS_PER_US;
+        if touches_store {
+            latency * network.store_latency_factor
+        } else {
+            latency
+        }
+    }
+
+    fn observe_lag(&mut self, now: Time, observation: &Observation) {
+        match observation {
+            Observation::Appended { tenant, seq, .. } => {
+                let times = self.append_times.entry(*tenant).or_default();
+                assert_eq!(times.len() as u64 + 1, *seq, "appends observed in order");
+                times.push(now);
+            }
+            Observation::HostCursor { host, tenant, seq } => {
+                let previous = self.host_cursors.insert((*host, *tenant), *seq).unwrap_or(0);
+                let times = self.append_times.get(tenant).map_or(&[][..], Vec::as_slice);
+                for position in previous..(*seq).min(times.len() as u64) {
+                    self.lag.push(now.0.saturating_sub(times[position as usize].0));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Keeps the driver's view of armed timers in step with the world's, and
+    /// stretches each newly armed timer by its node's clock drift.
+    fn refresh_timers(&mut self) {
+        let now = self.world.now();
+        let armed = self.world.timers();
+        self.timers.retain(|node, _| armed.contains_key(node));
+        for (node, deadline) in armed {
+            if self.timers.get(node).is_some_and(|(known, _)| known == deadline) {
+                continue;
+            }
+            let drift = self.drift_ppm.get(node).copied().unwrap_or(0);
+            let wait = deadline.0.saturating_sub(now.0);
+            let fires = deadline.plus_ns(wait / 1_000_000 * drift + wait % 1_000_000 * drift / 1_000_000);
+            self.timers.insert(*node, (*deadline, fires));
+        }
+    }
+
+    fn plan_is_idle(&self) -> bool {
+        self.plan.values().all(|planned| !matches!(planned, Planned::Deliver(_) | Planned::Restart(_) | Planned::Heal))
+    }
+
+    fn first_checked(&self, violations: &[Violation]) -> Option<Violation> {
+        violations.iter().find(|violation| self.properties.contains(&violation.property)).cloned()
+    }
+
+    fn final_check(&mut self, quiet: bool) -> Option<Failure> {
+        let violations = end_of_run_violations(&self.world, self.scenario, quiet);
+        if let Some(trace) = &mut self.trace {
+            trace.finish(&self.world, quiet, &violations);
+        }
+        self.first_checked(&violations).map(|violation| Failure { step: 0, violation })
+    }
+
+    fn stats(&self, converged: bool) -> RunStats {
+        let mut stats =
+            RunStats { steps: self.world.steps(), simulated_ns: self.world.now().0, converged, ..RunStats::default() };
+        for record in self.world.history().values() {
+            let kind = record.kind.name();
+            *stats.issued.entry(kind).or_default() += 1;
+            if let Some((answered_at, served)) = record.answered {
+                stats.latencies.entry(kind).or_default().push(answered_at.0 - record.issued_at.0);
+                if served {
+                    *stats.served.entry(kind).or_default() += 1;
+                }
+            }
+        }
+        let workers = self.world.worker_stats();
+        stats.commits = workers.commits;
+        stats.conflicts = workers.conflicts;
+        stats.retries = workers.retries;
+        stats.replication_lag = self.lag.clone();
+        stats
+    }
+}
+
+/// The end-of-run check: the quiescent properties, and REP-6's bound when the
+/// world did not become quiet in time.
+pub fn end_of_run_violations(world: &World, scenario: &Scenario, quiet: bool) -> Vec<Violation> {
+    let mut violations = Vec::new();
+    if !quiet {
+        violations.push(Violation {
+            property: PropertyId::Rep6,
+            detail: format!("the world did not become quiet within {} ms of the heal", scenario.run.converge_within_ms),
+        });
+    }
+    violations.extend(world.check_quiescent());
+    violations
+}
+
+fn action_time(action: &Action) -> Option<Time> {
+    match action {
+        Action::Deliver { at, .. }
+        | Action::FireTimer { at, .. }
+        | Action::Submit { at, .. }
+        | Action::Read { at, .. } => Some(*at),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests;
