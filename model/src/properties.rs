@@ -217,10 +217,7 @@ impl PropertyChecker {
             }
         }
         if !self.appended.insert((secret, state.version)) {
-            out.push(violation(
-                PropertyId::Rep4,
-                format!("secret {secret} version {} appended twice", state.version),
-            ));
+            out.push(violation(PropertyId::Rep4, format!("secret {secret} version {} appended twice", state.version)));
         }
         partition.push((secret, state));
         self.check_committed(secret, state, "the log", out);
@@ -233,7 +230,10 @@ impl PropertyChecker {
             if state.version < previous.version {
                 out.push(violation(
                     PropertyId::Rep2,
-                    format!("host {host} moved secret {secret} back from version {} to {}", previous.version, state.version),
+                    format!(
+                        "host {host} moved secret {secret} back from version {} to {}",
+                        previous.version, state.version
+                    ),
                 ));
             }
             if previous.lifecycle == Lifecycle::Deleted && state.lifecycle != Lifecycle::Deleted {
@@ -260,9 +260,11 @@ impl PropertyChecker {
             ));
             return;
         }
-        let passed = usize::try_from(previous.min(seq)).expect("cursor fits")..usize::try_from(seq).expect("cursor fits");
+        let passed =
+            usize::try_from(previous.min(seq)).expect("cursor fits")..usize::try_from(seq).expect("cursor fits");
         for (secret, state) in &partition[passed] {
-            let held = self.host_records.get(&host).and_then(|records| records.get(secret)).map_or(0, |held| held.version);
+            let held =
+                self.host_records.get(&host).and_then(|records| records.get(secret)).map_or(0, |held| held.version);
             if held < state.version {
                 out.push(violation(
                     PropertyId::Rep5,
@@ -309,7 +311,10 @@ impl PropertyChecker {
             Some(committed) if *committed == state => {}
             Some(committed) => out.push(violation(
                 PropertyId::Rep1,
-                format!("{place} holds secret {secret} version {} as {state:?}, committed as {committed:?}", state.version),
+                format!(
+                    "{place} holds secret {secret} version {} as {state:?}, committed as {committed:?}",
+                    state.version
+                ),
             )),
             None => out.push(violation(
                 PropertyId::Rep1,

@@ -40,7 +40,10 @@ fn rep1_flags_a_value_never_committed() {
     let mut checker = PropertyChecker::new(&[1]);
     committed(&mut checker, 5, state(1, Lifecycle::Creating, 7));
     let forged = state(1, Lifecycle::Creating, 9);
-    assert_eq!(ids(&checker.observe(&Observation::HostHolds { host: 1, secret: 5, state: forged })), [PropertyId::Rep1]);
+    assert_eq!(
+        ids(&checker.observe(&Observation::HostHolds { host: 1, secret: 5, state: forged })),
+        [PropertyId::Rep1]
+    );
 }
 
 #[test]
