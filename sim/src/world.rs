@@ -638,28 +638,37 @@ impl World {
         self.observe_all(&observations, report);
     }
 
+    /// Delivers a poll reply to a host and tells the properties what moved.
+    ///
+    /// What the host applied is exactly the log between its old and new
+    /// cursors (events buffered from earlier replies included), so the world
+    /// reports each secret of that range as the host now holds it, then the
+    /// cursors. Unchanged records are reported too, which no property minds.
     fn on_host_reply(&mut self, index: u32, tag: RequestTag, reply: StoreReply, report: &mut StepReport) {
-        let secrets: BTreeSet<SecretId> = match &reply {
-            StoreReply::Poll(events) => events.iter().map(|event| event.mutation.secret).collect(),
-            _ => BTreeSet::new(),
-        };
-        let before = host_snapshot(self.host(index).durable(), &secrets);
+        let before: BTreeMap<TenantId, Seq> = self.host(index).durable().cursors().into_iter().collect();
         let now = self.now;
         self.host_mut(index).on_store_reply(now, tag, reply);
         let after = self.host(index).durable();
-        let mut observations = Vec::new();
-        for secret in &secrets {
-            let record = after.record(*secret);
-            if record != before.0.get(secret) {
-                let state = secret_state(record.expect("a host never forgets a record"));
-                observations.push(Observation::HostHolds { host: index, secret: secret.0, state });
-            }
-        }
+        let mut secrets = BTreeSet::new();
+        let mut cursors = Vec::new();
         for (tenant, seq) in after.cursors() {
-            if before.1.get(&tenant) != Some(&seq) {
-                observations.push(Observation::HostCursor { host: index, tenant: tenant.0, seq: seq.0 });
+            let from = before.get(&tenant).copied().unwrap_or(Seq::ZERO);
+            if from == seq {
+                continue;
             }
+            assert!(from < seq, "host {index} cursor of {tenant} went back");
+            let applied = self.store.poll(tenant, from, usize::try_from(seq.0 - from.0).expect("fits"));
+            secrets.extend(applied.iter().map(|event| event.mutation.secret));
+            cursors.push(Observation::HostCursor { host: index, tenant: tenant.0, seq: seq.0 });
         }
+        let mut observations: Vec<Observation> = secrets
+            .into_iter()
+            .map(|secret| {
+                let record = after.record(secret).expect("a host holds every secret it applied");
+                Observation::HostHolds { host: index, secret: secret.0, state: secret_state(record) }
+            })
+            .collect();
+        observations.extend(cursors);
         self.observe_all(&observations, report);
         self.drain_host(index, report);
     }
@@ -979,15 +988,6 @@ pub fn secret_state(record: &SecretRecord) -> SecretState {
     };
     let checksum = record.content.as_ref().map(|content| content.checksum().0);
     SecretState { version: record.version.0, lifecycle, checksum }
-}
-
-/// A host's records of `secrets` and its cursors, to compare after a step.
-fn host_snapshot(
-    durable: &LocalStore,
-    secrets: &BTreeSet<SecretId>,
-) -> (BTreeMap<SecretId, SecretRecord>, BTreeMap<TenantId, Seq>) {
-    let records = secrets.iter().filter_map(|secret| Some((*secret, durable.record(*secret)?.clone()))).collect();
-    (records, durable.cursors().into_iter().collect())
 }
 
 impl PartialEq for World {
