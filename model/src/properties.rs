@@ -31,6 +31,8 @@ pub enum PropertyId {
     /// Convergence after heal and quiet.
     Rep6,
     /// Active implies applied on every live host; no NotFound for Active.
+    /// A restarted host counts as live once it caught up with the log as it
+    /// stood when it came back.
     Rep7,
     /// No acknowledged write is lost.
     Rep8,
@@ -111,6 +113,9 @@ pub struct PropertyChecker {
     host_cursors: BTreeMap<u32, BTreeMap<u32, u64>>,
     /// Hosts currently up.
     live: BTreeSet<u32>,
+    /// Hosts that restarted and have not yet caught up with the log as it was
+    /// when they came back: the positions each must reach to count as live.
+    recovering: BTreeMap<u32, BTreeMap<u32, u64>>,
     /// For each activated secret, the hosts that were live at activation.
     activated_on: BTreeMap<u32, BTreeSet<u32>>,
     /// The highest acknowledged version of each secret.
@@ -144,10 +149,9 @@ impl PropertyChecker {
             }
             Observation::HostCrashed { host } => {
                 self.live.remove(host);
+                self.recovering.remove(host);
             }
-            Observation::HostRestarted { host } => {
-                self.live.insert(*host);
-            }
+            Observation::HostRestarted { host } => self.on_host_restarted(*host),
             Observation::Acknowledged { secret, version } => {
                 self.on_acknowledged(*secret, *version, &mut violations);
             }
@@ -249,7 +253,33 @@ impl PropertyChecker {
         records.insert(secret, state);
     }
 
+    /// A restarted host serves again only once it has caught up with the log
+    /// as it stood at the restart (REP-7 counts it as live from then on).
+    fn on_host_restarted(&mut self, host: u32) {
+        let cursors = self.host_cursors.get(&host);
+        let targets: BTreeMap<u32, u64> = self
+            .partitions
+            .iter()
+            .map(|(tenant, events)| (*tenant, events.len() as u64))
+            .filter(|(tenant, head)| cursors.and_then(|cursors| cursors.get(tenant)).copied().unwrap_or(0) < *head)
+            .collect();
+        if targets.is_empty() {
+            self.live.insert(host);
+        } else {
+            self.recovering.insert(host, targets);
+        }
+    }
+
     fn on_host_cursor(&mut self, host: u32, tenant: u32, seq: u64, out: &mut Vec<Violation>) {
+        if let Some(targets) = self.recovering.get_mut(&host) {
+            if targets.get(&tenant).is_some_and(|target| seq >= *target) {
+                targets.remove(&tenant);
+            }
+            if targets.is_empty() {
+                self.recovering.remove(&host);
+                self.live.insert(host);
+            }
+        }
         let cursors = self.host_cursors.entry(host).or_default();
         let previous = cursors.insert(tenant, seq).unwrap_or(0);
         let partition = self.partitions.get(&tenant).map_or(&[][..], Vec::as_slice);

@@ -137,3 +137,24 @@ fn property_ids_round_trip() {
     }
     assert_eq!(PropertyId::parse("REP-10"), None);
 }
+
+#[test]
+fn rep7_counts_a_restarted_host_once_it_caught_up() {
+    let mut checker = PropertyChecker::new(&[1, 2]);
+    let creating = state(1, Lifecycle::Creating, 7);
+    committed(&mut checker, 5, creating);
+    checker.observe(&Observation::Appended { tenant: 1, seq: 1, secret: 5, state: creating });
+    checker.observe(&Observation::HostHolds { host: 1, secret: 5, state: creating });
+    checker.observe(&Observation::HostCursor { host: 1, tenant: 1, seq: 1 });
+    checker.observe(&Observation::HostCrashed { host: 2 });
+    // Host 2 comes back behind: the activation racing its return is no violation.
+    checker.observe(&Observation::HostRestarted { host: 2 });
+    assert!(committed(&mut checker, 5, state(2, Lifecycle::Active, 7)).is_empty());
+    // Once caught up it is live again, and a later activation must wait for it.
+    let other = state(1, Lifecycle::Creating, 8);
+    committed(&mut checker, 6, other);
+    checker.observe(&Observation::Appended { tenant: 1, seq: 2, secret: 6, state: other });
+    checker.observe(&Observation::HostHolds { host: 2, secret: 5, state: creating });
+    checker.observe(&Observation::HostCursor { host: 2, tenant: 1, seq: 1 });
+    assert_eq!(ids(&committed(&mut checker, 6, state(2, Lifecycle::Active, 8))), [PropertyId::Rep7, PropertyId::Rep7]);
+}
