@@ -42,6 +42,10 @@ pub struct Knobs {
     pub crashes: bool,
     /// Whether nodes are cut off.
     pub partitions: bool,
+    /// Whether nodes stall.
+    pub pauses: bool,
+    /// Message reordering (a held-back message), per million.
+    pub reorder_per_million: u32,
     /// Message loss, per million.
     pub drop_per_million: u32,
     /// Message duplication, per million.
@@ -68,6 +72,8 @@ impl Knobs {
             },
             crashes: faults.crash_interval_ms > 0,
             partitions: faults.partition_interval_ms > 0,
+            pauses: faults.pause_interval_ms > 0,
+            reorder_per_million: scenario.network.reorder_per_million,
             drop_per_million: scenario.network.drop_per_million,
             duplicate_per_million: scenario.network.duplicate_per_million,
             clock_drift_ppm_max: faults.clock_drift_ppm_max,
@@ -86,6 +92,8 @@ impl Knobs {
             mode: if on(&mut rng) { InterceptorMode::Sync } else { InterceptorMode::Async },
             crashes: knobs.crashes && on(&mut rng),
             partitions: knobs.partitions && on(&mut rng),
+            pauses: knobs.pauses && on(&mut rng),
+            reorder_per_million: if on(&mut rng) { knobs.reorder_per_million } else { 0 },
             drop_per_million: if on(&mut rng) { knobs.drop_per_million } else { 0 },
             duplicate_per_million: if on(&mut rng) { knobs.duplicate_per_million } else { 0 },
             clock_drift_ppm_max: if on(&mut rng) { knobs.clock_drift_ppm_max } else { 0 },
@@ -205,6 +213,7 @@ pub struct RunResult {
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Planned {
     Deliver(MessageId),
+    Pause,
     Arrival,
     Crash,
     Restart(NodeId),
@@ -224,6 +233,8 @@ struct Simulation<'a> {
     /// The timer deadline each node has armed, and when it really fires.
     timers: BTreeMap<NodeId, (Time, Time)>,
     drift_ppm: BTreeMap<NodeId, u64>,
+    /// Nodes stalled until a time: no delivery to them and no timer of theirs.
+    paused_until: BTreeMap<NodeId, Time>,
     fault_phase: bool,
     next_request: u64,
     secrets_created: u32,
@@ -244,6 +255,7 @@ pub fn run(scenario: &Scenario, options: &RunOptions) -> RunResult {
         scenario,
         rng: SimRng::new(options.seed, WORKLOAD_STREAM),
         drift_ppm: BTreeMap::new(),
+        paused_until: BTreeMap::new(),
         zipf: zipf_cumulative(scenario.workload.secrets_max.max(1) as usize, scenario.workload.zipf_exponent),
         properties: scenario.properties(),
         knobs,
@@ -313,6 +325,10 @@ impl Simulation<'_> {
             let gap = self.rng.exponential_ns(self.scenario.faults.partition_interval_ms * NS_PER_MS);
             self.schedule(Time(gap), Planned::Partition);
         }
+        if self.knobs.pauses {
+            let gap = self.rng.exponential_ns(self.scenario.faults.pause_interval_ms * NS_PER_MS);
+            self.schedule(Time(gap), Planned::Pause);
+        }
     }
 
     /// The next action: the earliest planned event or timer (plans first on ties).
@@ -320,7 +336,7 @@ impl Simulation<'_> {
         self.refresh_timers();
         loop {
             let planned = self.plan.first_key_value().map(|((at, _), _)| *at);
-            let timer = self.timers.iter().map(|(node, (_, fires))| (*fires, *node)).min();
+            let timer = self.timers.iter().map(|(node, (_, fires))| (self.unpaused(*node, *fires), *node)).min();
             match (planned, timer) {
                 (None, None) => return None,
                 (Some(at), Some((fires, node))) if fires < at => return Some(self.fire(node, fires)),
@@ -335,6 +351,11 @@ impl Simulation<'_> {
         }
     }
 
+    /// `at`, or the end of `node`'s pause if it is stalled then.
+    fn unpaused(&self, node: NodeId, at: Time) -> Time {
+        self.paused_until.get(&node).map_or(at, |until| at.max(*until))
+    }
+
     fn fire(&mut self, node: NodeId, at: Time) -> Action {
         self.timers.remove(&node);
         Action::FireTimer { node, at: at.max(self.world.now()) }
@@ -344,7 +365,27 @@ impl Simulation<'_> {
     fn realize(&mut self, at: Time, planned: Planned) -> Option<Action> {
         let at = at.max(self.world.now());
         match planned {
-            Planned::Deliver(message) => Some(Action::Deliver { message, at }),
+            Planned::Deliver(message) => {
+                let to = self.world.in_flight().get(&message).map(|message| message.to);
+                let resume = to.map_or(at, |to| self.unpaused(to, at));
+                if resume > at {
+                    self.schedule(resume, Planned::Deliver(message));
+                    return None;
+                }
+                Some(Action::Deliver { message, at })
+            }
+            Planned::Pause => {
+                if !self.fault_phase {
+                    return None;
+                }
+                let gap = self.rng.exponential_ns(self.scenario.faults.pause_interval_ms * NS_PER_MS);
+                self.schedule(at.plus_ns(gap.max(1)), Planned::Pause);
+                let nodes = self.world.crashable_nodes();
+                let node = nodes[self.rng.below(nodes.len() as u64) as usize];
+                let duration = self.rng.between(1, self.scenario.faults.pause_duration_ms.max(1) * NS_PER_MS);
+                self.paused_until.insert(node, at.plus_ns(duration));
+                None
+            }
             Planned::Arrival => {
                 if !self.fault_phase {
                     return None;
@@ -475,18 +516,21 @@ impl Simulation<'_> {
         let now = self.world.now();
         for id in &report.sent {
             let Some(message) = self.world.in_flight().get(id) else { continue };
-            let touches_store = message.from == NodeId::Store || message.to == NodeId::Store;
+            let link = (message.from, message.to);
             if self.fault_phase && self.rng.chance_per_million(self.knobs.drop_per_million) {
                 self.apply(&Action::Drop(*id));
                 continue;
             }
             if self.fault_phase && self.rng.chance_per_million(self.knobs.duplicate_per_million) {
                 for copy_id in self.apply(&Action::Duplicate(*id)).sent {
-                    let latency = self.latency(touches_store);
+                    let latency = self.latency(link);
                     self.schedule(now.plus_ns(latency), Planned::Deliver(copy_id));
                 }
             }
-            let latency = self.latency(touches_store);
+            let mut latency = self.latency(link);
+            if self.fault_phase && self.rng.chance_per_million(self.knobs.reorder_per_million) {
+                latency += self.scenario.network.reorder_delay_us * NS_PER_US;
+            }
             self.schedule(now.plus_ns(latency), Planned::Deliver(*id));
         }
         for observation in &report.observations {
@@ -503,9 +547,17 @@ impl Simulation<'_> {
         report
     }
 
-    fn latency(&mut self, touches_store: bool) -> u64 {
+    /// A one-way latency for a message from `link.0` to `link.1`: the link's
+    /// own range if the scenario names one, else the default (times the store
+    /// factor when the store is an end).
+    fn latency(&mut self, link: (NodeId, NodeId)) -> u64 {
         let network = &self.scenario.network;
+        let named = network.links.iter().find(|named| named.from == node_kind(link.0) && named.to == node_kind(link.1));
+        if let Some(named) = named {
+            return self.rng.between(named.latency_min_us, named.latency_max_us) * NS_PER_US;
+        }
         let latency = self.rng.between(network.latency_min_us, network.latency_max_us) * NS_PER_US;
+        let touches_store = link.0 == NodeId::Store || link.1 == NodeId::Store;
         if touches_store {
             latency * network.store_latency_factor
         } else {
@@ -598,6 +650,18 @@ pub fn end_of_run_violations(world: &World, scenario: &Scenario, quiet: bool) ->
     }
     violations.extend(world.check_quiescent());
     violations
+}
+
+/// The kind of a node, as scenario links name it.
+fn node_kind(node: NodeId) -> &'static str {
+    match node {
+        NodeId::Worker(_) => "worker",
+        NodeId::Host(_) => "host",
+        NodeId::Publisher(_) => "publisher",
+        NodeId::Activator => "activator",
+        NodeId::Store => "store",
+        NodeId::Client => "client",
+    }
 }
 
 fn action_time(action: &Action) -> Option<Time> {

@@ -72,6 +72,9 @@ enum Command {
         /// Last step shown.
         #[arg(long, default_value_t = u64::MAX)]
         to: u64,
+        /// Leave out polls that found nothing and the reports around them.
+        #[arg(long)]
+        hide_idle: bool,
     },
     /// Measure the simulator's speed on `smoke` and `replication-faults`.
     Bench {
@@ -108,7 +111,9 @@ fn main() -> ExitCode {
             }
         }
         Some(Command::Replay { trace }) => replay_command(&cli, trace),
-        Some(Command::Render { trace, format: Format::Mermaid, from, to }) => render_command(trace, *from, *to),
+        Some(Command::Render { trace, format: Format::Mermaid, from, to, hide_idle }) => {
+            render_command(trace, *from, *to, *hide_idle)
+        }
         Some(Command::Bench { seeds }) => bench_command(&cli, *seeds),
     };
     match outcome {
@@ -268,10 +273,10 @@ fn replay_command(cli: &Cli, trace: &Path) -> Result<bool, String> {
     Ok(true)
 }
 
-fn render_command(trace: &Path, from: u64, to: u64) -> Result<bool, String> {
+fn render_command(trace: &Path, from: u64, to: u64, hide_idle: bool) -> Result<bool, String> {
     let text = std::fs::read_to_string(trace).map_err(|error| format!("cannot read {}: {error}", trace.display()))?;
-    let diagram =
-        sim::trace::render_mermaid(&text, from, to).map_err(|error| format!("{}:{error}", trace.display()))?;
+    let diagram = sim::trace::render_mermaid(&text, from, to, hide_idle)
+        .map_err(|error| format!("{}:{error}", trace.display()))?;
     print!("{diagram}");
     Ok(true)
 }

@@ -140,7 +140,32 @@ pub struct Network {
     pub drop_per_million: u32,
     /// Chance of duplicating a message, per million, during the fault phase.
     pub duplicate_per_million: u32,
+    /// Chance of holding a message back by `reorder_delay_us` so that later
+    /// messages overtake it, per million, during the fault phase.
+    pub reorder_per_million: u32,
+    /// The extra delay of a held-back message, microseconds.
+    pub reorder_delay_us: u64,
+    /// Latency overrides for links between kinds of node.
+    pub links: Vec<Link>,
 }
+
+/// The latency of messages from one kind of node to another (overrides the
+/// network's default and its store factor).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Link {
+    /// Sender kind: `worker`, `host`, `publisher`, `activator`, `store` or `client`.
+    pub from: String,
+    /// Receiver kind, as `from`.
+    pub to: String,
+    /// Smallest one-way latency, microseconds.
+    pub latency_min_us: u64,
+    /// Largest one-way latency, microseconds.
+    pub latency_max_us: u64,
+}
+
+/// The kinds of node a [`Link`] may name.
+pub const NODE_KINDS: [&str; 6] = ["worker", "host", "publisher", "activator", "store", "client"];
 
 impl Default for Network {
     fn default() -> Network {
@@ -150,6 +175,9 @@ impl Default for Network {
             store_latency_factor: 2,
             drop_per_million: 0,
             duplicate_per_million: 0,
+            reorder_per_million: 0,
+            reorder_delay_us: 5_000,
+            links: Vec::new(),
         }
     }
 }
@@ -169,6 +197,11 @@ pub struct Faults {
     /// Largest clock drift of a node, parts per million (timers of a node
     /// with drift d fire after `interval * (1 + d / 1e6)`).
     pub clock_drift_ppm_max: u32,
+    /// Mean time between pauses, ms (0 = no pauses). A paused node handles no
+    /// message and no timer until the pause ends (a stop-the-world stall).
+    pub pause_interval_ms: u64,
+    /// Longest pause, ms.
+    pub pause_duration_ms: u64,
 }
 
 impl Default for Faults {
@@ -179,6 +212,8 @@ impl Default for Faults {
             partition_interval_ms: 0,
             partition_duration_ms: 200,
             clock_drift_ppm_max: 0,
+            pause_interval_ms: 0,
+            pause_duration_ms: 50,
         }
     }
 }
@@ -332,6 +367,18 @@ impl Scenario {
         if self.network.latency_min_us > self.network.latency_max_us {
             return fail("network.latency_min_us", "must not exceed network.latency_max_us");
         }
+        if self.network.reorder_per_million >= 1_000_000 {
+            return fail("network.reorder_per_million", "a chance per million must be below 1000000");
+        }
+        for link in &self.network.links {
+            if !NODE_KINDS.contains(&link.from.as_str()) || !NODE_KINDS.contains(&link.to.as_str()) {
+                let message = format!("a link joins two of {NODE_KINDS:?}, not `{}` and `{}`", link.from, link.to);
+                return Err(("network.links".to_string(), message));
+            }
+            if link.latency_min_us > link.latency_max_us {
+                return fail("network.links", "a link's latency_min_us must not exceed its latency_max_us");
+            }
+        }
         if self.network.store_latency_factor == 0 {
             return fail("network.store_latency_factor", "must be at least 1");
         }
@@ -467,6 +514,15 @@ mod tests {
         let error = parse("name = \"x\"\n[run]\nproperties = [\"REP-1\", \"REP-42\"]\n").unwrap_err();
         assert_eq!(error.line, Some(3), "{error}");
         assert!(error.message.contains("REP-42"), "{error}");
+    }
+
+    #[test]
+    fn links_name_known_kinds() {
+        let text = "name = \"x\"\n[network]\nlinks = [{ from = \"host\", to = \"toaster\", latency_min_us = 1, latency_max_us = 2 }]\n";
+        let error = parse(text).unwrap_err();
+        assert_eq!(error.field.as_deref(), Some("network.links"), "{error}");
+        assert_eq!(error.line, Some(3), "{error}");
+        assert!(error.message.contains("toaster"), "{error}");
     }
 
     #[test]

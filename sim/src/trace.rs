@@ -18,7 +18,7 @@ use serde_json::{json, Value as Json};
 use vault::bugzoo::Bugs;
 use vault::store::{CommitOutcome, IdempotencyToken, StoreReply, StoreRequest};
 use vault::types::{Content, SecretId, TenantId, Time, VaultId, Version};
-use vault::worker::{Operation, RequestId};
+use vault::worker::{Done, Operation, RequestId};
 
 use crate::driver::{end_of_run_violations, world_config, Knobs};
 use crate::scenario::Scenario;
@@ -153,24 +153,32 @@ pub fn label(message: &Message) -> String {
         },
         Payload::StoreReply { reply, .. } => match reply {
             StoreReply::Read(entries) => format!("{} entries", entries.len()),
-            StoreReply::Commit(CommitOutcome::Committed { commit, .. }) => format!("committed #{}", commit.0),
+            StoreReply::Commit(CommitOutcome::Committed { commit, .. }) => format!("committed c{}", commit.0),
             StoreReply::Commit(CommitOutcome::Conflict { key }) => format!("conflict on {key:?}"),
             StoreReply::Commit(CommitOutcome::Invalid(invalid)) => format!("invalid {invalid:?}"),
             StoreReply::Scan(page) => format!("{} rows", page.rows.len()),
             StoreReply::Outbox { rows, .. } => format!("{} outbox rows", rows.len()),
             StoreReply::Poll(events) => format!("{} events", events.len()),
         },
-        Payload::ClientRequest { request, operation } => format!("#{} {}", request.0, operation_label(operation)),
+        Payload::ClientRequest { request, operation } => format!("req{} {}", request.0, operation_label(operation)),
         Payload::ClientAnswer { request, result } => match result {
-            Ok(done) => format!("#{} ok {done:?}", request.0),
-            Err(error) => format!("#{} error {error:?}", request.0),
+            Ok(done) => format!("req{} ok {}", request.0, done_label(done)),
+            Err(error) => format!("req{} error {error:?}", request.0),
         },
-        Payload::HostRead { request, secret } => format!("#{} read {secret}", request.0),
+        Payload::HostRead { request, secret } => format!("req{} read {secret}", request.0),
         Payload::HostReadAnswer { request, read } => match read {
-            vault::host::LocalRead::Found(record) => format!("#{} found v{}", request.0, record.version.0),
-            vault::host::LocalRead::Missing => format!("#{} missing", request.0),
+            vault::host::LocalRead::Found(record) => format!("req{} found v{}", request.0, record.version.0),
+            vault::host::LocalRead::Missing => format!("req{} missing", request.0),
         },
         Payload::Applied { .. } => "applied".into(),
+    }
+}
+
+fn done_label(done: &Done) -> String {
+    match done {
+        Done::Vault(vault) => vault.to_string(),
+        Done::Secret { secret, version } => format!("{secret} v{}", version.0),
+        Done::Read(record) => format!("read v{} {:?}", record.version.0, record.lifecycle),
     }
 }
 
@@ -445,8 +453,13 @@ pub fn replay(text: &str) -> Result<ReplaySummary, TraceError> {
     Ok(summary)
 }
 
-/// A Mermaid sequence diagram of a trace's steps `from..=to` (by step number).
-pub fn render_mermaid(text: &str, from: u64, to: u64) -> Result<String, TraceError> {
+/// Labels of the background chatter a reviewer usually wants out of the way:
+/// polls that found nothing and the reports around them.
+const IDLE_LABELS: [&str; 5] = ["poll", "read outbox", "applied", "0 events", "0 outbox rows"];
+
+/// A Mermaid sequence diagram of a trace's steps `from..=to` (by step number);
+/// with `hide_idle`, empty polls and their reports are left out.
+pub fn render_mermaid(text: &str, from: u64, to: u64, hide_idle: bool) -> Result<String, TraceError> {
     let mut lines = text.lines().enumerate().map(|(index, line)| (index + 1, line));
     let (_, first) = lines.next().ok_or(TraceError { line: 1, message: "empty trace".into() })?;
     let header = parse_header(first)?;
@@ -470,7 +483,15 @@ pub fn render_mermaid(text: &str, from: u64, to: u64) -> Result<String, TraceErr
         let action = action_from_json(Fields { json: &json, line: number }.get("action")?, number)?;
         let lost: Vec<u64> =
             json.get("lost").and_then(Json::as_array).into_iter().flatten().filter_map(Json::as_u64).collect();
-        render_action(&action, &lost, &messages, &mut participants, &mut body);
+        let idle = match &action {
+            Action::Deliver { message, .. } | Action::Drop(message) => {
+                messages.get(&message.0).is_some_and(|(_, _, label)| IDLE_LABELS.contains(&label.as_str()))
+            }
+            _ => false,
+        };
+        if !(hide_idle && idle) {
+            render_action(&action, &lost, &messages, &mut participants, &mut body);
+        }
         for violation in json.get("violations").and_then(Json::as_array).into_iter().flatten() {
             let anchor = participants.first().cloned().unwrap_or_else(|| "client".into());
             body.push(format!(
@@ -506,7 +527,7 @@ fn render_action(
         Action::Deliver { message, .. } | Action::Drop(message) => {
             let Some((from, to, label)) = messages.get(&message.0) else { return };
             let (from, to) = (touch(from, participants), touch(to, participants));
-            let label = label.replace([';', '#'], " ");
+            let label = label.replace(';', ",");
             let dropped = matches!(action, Action::Drop(_)) || lost.contains(&message.0);
             let arrow = if dropped { "-x" } else { "->>" };
             let suffix = if dropped { " (lost)" } else { "" };
