@@ -105,6 +105,8 @@ pub struct PropertyChecker {
     latest: BTreeMap<u32, SecretState>,
     /// Each partition's events: (secret, record).
     partitions: BTreeMap<u32, Vec<(u32, SecretState)>>,
+    /// The last version of each (partition, secret) appended.
+    last_appended: BTreeMap<(u32, u32), u64>,
     /// Every (secret, version) appended to some partition.
     appended: BTreeSet<(u32, u64)>,
     /// Each host's records as last observed (survive crashes).
@@ -208,17 +210,12 @@ impl PropertyChecker {
         if seq != expected_seq {
             out.push(violation(PropertyId::Rep4, format!("partition {tenant} got seq {seq}, expected {expected_seq}")));
         }
-        let last_version = partition.iter().rev().find(|(event_secret, _)| *event_secret == secret);
-        if let Some((_, last)) = last_version {
-            if last.version >= state.version {
-                out.push(violation(
-                    PropertyId::Rep4,
-                    format!(
-                        "partition {tenant} carries secret {secret} at version {} after version {}",
-                        state.version, last.version
-                    ),
-                ));
-            }
+        let last_version = self.last_appended.insert((tenant, secret), state.version);
+        if let Some(last) = last_version.filter(|last| *last >= state.version) {
+            out.push(violation(
+                PropertyId::Rep4,
+                format!("partition {tenant} carries secret {secret} at version {} after version {last}", state.version),
+            ));
         }
         if !self.appended.insert((secret, state.version)) {
             out.push(violation(PropertyId::Rep4, format!("secret {secret} version {} appended twice", state.version)));

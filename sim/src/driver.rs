@@ -13,7 +13,7 @@
 //! In swarm mode a separate stream of the seed also decides which fault kinds
 //! are on and several knobs (interceptor mode, batch sizes, retry budget).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use model::{Observation, PropertyId, Violation};
 use vault::bugzoo::Bugs;
@@ -230,8 +230,10 @@ struct Simulation<'a> {
     world: World,
     plan: BTreeMap<(Time, u64), Planned>,
     plan_counter: u64,
-    /// The timer deadline each node has armed, and when it really fires.
-    timers: BTreeMap<NodeId, (Time, Time)>,
+    /// When each node's armed timer really fires (drift and pauses applied).
+    timers: BTreeMap<NodeId, Time>,
+    /// The same, ordered by firing time.
+    timer_queue: BTreeSet<(Time, NodeId)>,
     drift_ppm: BTreeMap<NodeId, u64>,
     /// Nodes stalled until a time: no delivery to them and no timer of theirs.
     paused_until: BTreeMap<NodeId, Time>,
@@ -263,6 +265,7 @@ pub fn run(scenario: &Scenario, options: &RunOptions) -> RunResult {
         plan: BTreeMap::new(),
         plan_counter: 0,
         timers: BTreeMap::new(),
+        timer_queue: BTreeSet::new(),
         fault_phase: true,
         next_request: 0,
         secrets_created: 0,
@@ -309,10 +312,14 @@ impl Simulation<'_> {
     fn setup(&mut self) {
         let nodes = self.world.crashable_nodes();
         if self.knobs.clock_drift_ppm_max > 0 {
-            for node in nodes {
+            for node in &nodes {
                 let drift = self.rng.below(u64::from(self.knobs.clock_drift_ppm_max) + 1);
-                self.drift_ppm.insert(node, drift);
+                self.drift_ppm.insert(*node, drift);
             }
+        }
+        let armed: Vec<NodeId> = self.world.timers().keys().copied().collect();
+        for node in armed {
+            self.refresh_timer(node);
         }
         let fault_end = Time(self.scenario.run.fault_phase_ms * NS_PER_MS);
         self.schedule(fault_end, Planned::EndFaultPhase);
@@ -333,10 +340,9 @@ impl Simulation<'_> {
 
     /// The next action: the earliest planned event or timer (plans first on ties).
     fn next_action(&mut self) -> Option<Action> {
-        self.refresh_timers();
         loop {
             let planned = self.plan.first_key_value().map(|((at, _), _)| *at);
-            let timer = self.timers.iter().map(|(node, (_, fires))| (self.unpaused(*node, *fires), *node)).min();
+            let timer = self.timer_queue.first().copied();
             match (planned, timer) {
                 (None, None) => return None,
                 (Some(at), Some((fires, node))) if fires < at => return Some(self.fire(node, fires)),
@@ -357,7 +363,8 @@ impl Simulation<'_> {
     }
 
     fn fire(&mut self, node: NodeId, at: Time) -> Action {
-        self.timers.remove(&node);
+        let fires = self.timers.remove(&node).expect("a queued timer");
+        assert!(self.timer_queue.remove(&(fires, node)), "timer queue out of step");
         Action::FireTimer { node, at: at.max(self.world.now()) }
     }
 
@@ -384,6 +391,7 @@ impl Simulation<'_> {
                 let node = nodes[self.rng.below(nodes.len() as u64) as usize];
                 let duration = self.rng.between(1, self.scenario.faults.pause_duration_ms.max(1) * NS_PER_MS);
                 self.paused_until.insert(node, at.plus_ns(duration));
+                self.refresh_timer(node);
                 None
             }
             Planned::Arrival => {
@@ -544,6 +552,12 @@ impl Simulation<'_> {
         if let Some(trace) = &mut self.trace {
             trace.step(&self.world, action, &report);
         }
+        let mut changed = report.timers_changed.clone();
+        changed.sort_unstable();
+        changed.dedup();
+        for node in changed {
+            self.refresh_timer(node);
+        }
         report
     }
 
@@ -583,21 +597,19 @@ impl Simulation<'_> {
         }
     }
 
-    /// Keeps the driver's view of armed timers in step with the world's, and
-    /// stretches each newly armed timer by its node's clock drift.
-    fn refresh_timers(&mut self) {
-        let now = self.world.now();
-        let armed = self.world.timers();
-        self.timers.retain(|node, _| armed.contains_key(node));
-        for (node, deadline) in armed {
-            if self.timers.get(node).is_some_and(|(known, _)| known == deadline) {
-                continue;
-            }
-            let drift = self.drift_ppm.get(node).copied().unwrap_or(0);
-            let wait = deadline.0.saturating_sub(now.0);
-            let fires = deadline.plus_ns(wait / 1_000_000 * drift + wait % 1_000_000 * drift / 1_000_000);
-            self.timers.insert(*node, (*deadline, fires));
+    /// Brings the driver's firing time of `node`'s timer in step with the
+    /// world's deadline, stretched by the node's clock drift and its pause.
+    fn refresh_timer(&mut self, node: NodeId) {
+        if let Some(fires) = self.timers.remove(&node) {
+            self.timer_queue.remove(&(fires, node));
         }
+        let Some(deadline) = self.world.timers().get(&node).copied() else { return };
+        let drift = self.drift_ppm.get(&node).copied().unwrap_or(0);
+        let wait = deadline.0.saturating_sub(self.world.now().0);
+        let late = wait / 1_000_000 * drift + wait % 1_000_000 * drift / 1_000_000;
+        let fires = self.unpaused(node, deadline.plus_ns(late));
+        self.timers.insert(node, fires);
+        self.timer_queue.insert((fires, node));
     }
 
     fn plan_is_idle(&self) -> bool {

@@ -294,6 +294,8 @@ pub struct StepReport {
     pub sent: Vec<MessageId>,
     /// Messages the step lost (dropped, or addressed to a down or isolated node).
     pub lost: Vec<MessageId>,
+    /// Nodes whose timer the step armed, re-armed or cleared.
+    pub timers_changed: Vec<NodeId>,
     /// What the step showed the properties, in order.
     pub observations: Vec<Observation>,
     /// Properties the step violated.
@@ -310,7 +312,8 @@ pub struct World {
     hosts: Vec<HostSlot>,
     publishers: BTreeMap<u32, Option<Arc<Publisher>>>,
     activator: Option<Arc<Activator>>,
-    in_flight: BTreeMap<MessageId, Message>,
+    /// Behind `Arc`s: cheap to clone a world, cheap to move within the map.
+    in_flight: BTreeMap<MessageId, Arc<Message>>,
     next_message: u64,
     timers: BTreeMap<NodeId, Time>,
     isolated: BTreeSet<NodeId>,
@@ -385,7 +388,7 @@ impl World {
     }
 
     /// Messages in flight, by id.
-    pub fn in_flight(&self) -> &BTreeMap<MessageId, Message> {
+    pub fn in_flight(&self) -> &BTreeMap<MessageId, Arc<Message>> {
         &self.in_flight
     }
 
@@ -478,6 +481,7 @@ impl World {
                 self.advance(*at);
                 let id = *message;
                 let message = self.in_flight.remove(&id).unwrap_or_else(|| panic!("no message {id:?}"));
+                let message = Arc::try_unwrap(message).unwrap_or_else(|shared| Message::clone(&shared));
                 self.deliver(message, id, &mut report);
             }
             Action::Drop(id) => {
@@ -485,12 +489,13 @@ impl World {
                 report.lost.push(*id);
             }
             Action::Duplicate(id) => {
-                let copy = self.in_flight.get(id).unwrap_or_else(|| panic!("no message {id:?} to copy")).clone();
-                let copy_id = self.enqueue(copy);
+                let copy = Arc::clone(self.in_flight.get(id).unwrap_or_else(|| panic!("no message {id:?} to copy")));
+                let copy_id = self.enqueue_shared(copy);
                 report.sent.push(copy_id);
             }
             Action::FireTimer { node, at } => {
                 let deadline = self.timers.remove(node).unwrap_or_else(|| panic!("no timer armed for {node:?}"));
+                report.timers_changed.push(*node);
                 assert!(*at >= deadline, "{node:?} fired at {at:?}, before its deadline {deadline:?}");
                 self.advance(*at);
                 self.fire_timer(*node, &mut report);
@@ -547,6 +552,10 @@ impl World {
     }
 
     fn enqueue(&mut self, message: Message) -> MessageId {
+        self.enqueue_shared(Arc::new(message))
+    }
+
+    fn enqueue_shared(&mut self, message: Arc<Message>) -> MessageId {
         let id = MessageId(self.next_message);
         self.next_message += 1;
         self.in_flight.insert(id, message);
@@ -603,14 +612,16 @@ impl World {
         request: StoreRequest,
         report: &mut StepReport,
     ) {
-        let transaction = match &request {
-            StoreRequest::Commit(transaction) => Some(transaction.clone()),
-            _ => None,
+        let reply = match request {
+            // A commit is applied here rather than through `on_request` so the
+            // properties can see its writes without copying the transaction.
+            StoreRequest::Commit(transaction) => {
+                let outcome = Arc::make_mut(&mut self.store).commit(&transaction);
+                self.observe_commit(&transaction, &outcome, report);
+                StoreReply::Commit(outcome)
+            }
+            request => Arc::make_mut(&mut self.store).on_request(request),
         };
-        let reply = Arc::make_mut(&mut self.store).on_request(request);
-        if let (Some(transaction), StoreReply::Commit(outcome)) = (transaction, &reply) {
-            self.observe_commit(&transaction, outcome, report);
-        }
         // The reply goes back on the request's connection, to the incarnation that asked.
         let payload = Payload::StoreReply { tag, reply };
         report.sent.push(self.send_to_incarnation(NodeId::Store, from, from_incarnation, payload));
@@ -743,6 +754,7 @@ impl World {
     fn crash_node(&mut self, node: NodeId, report: &mut StepReport) {
         assert!(self.is_up(node), "{node:?} is already down");
         self.timers.remove(&node);
+        report.timers_changed.push(node);
         match node {
             NodeId::Worker(index) => {
                 let worker = self.workers[index as usize].take().expect("worker is up");
@@ -822,6 +834,7 @@ impl World {
                 }
                 WorkerOutput::Timer { deadline } => {
                     self.timers.insert(node, deadline);
+                    report.timers_changed.push(node);
                 }
                 WorkerOutput::Answer { request, result } => {
                     report.sent.push(self.send(node, NodeId::Client, Payload::ClientAnswer { request, result }));
@@ -839,6 +852,7 @@ impl World {
                 }
                 HostOutput::Timer { deadline } => {
                     self.timers.insert(node, deadline);
+                    report.timers_changed.push(node);
                 }
                 HostOutput::Applied { host, cursors } => {
                     report.sent.push(self.send(node, NodeId::Activator, Payload::Applied { host, cursors }));
@@ -856,6 +870,7 @@ impl World {
                 }
                 PublisherOutput::Timer { deadline } => {
                     self.timers.insert(node, deadline);
+                    report.timers_changed.push(node);
                 }
             }
         }
@@ -870,6 +885,7 @@ impl World {
                 }
                 ActivatorOutput::Timer { deadline } => {
                     self.timers.insert(NodeId::Activator, deadline);
+                    report.timers_changed.push(NodeId::Activator);
                 }
             }
         }
@@ -1029,8 +1045,8 @@ impl Hash for World {
 }
 
 /// The messages in flight as a sorted multiset, ignoring their ids.
-fn sorted_messages(in_flight: &BTreeMap<MessageId, Message>) -> Vec<&Message> {
-    let mut messages: Vec<&Message> = in_flight.values().collect();
+fn sorted_messages(in_flight: &BTreeMap<MessageId, Arc<Message>>) -> Vec<&Message> {
+    let mut messages: Vec<&Message> = in_flight.values().map(|message| &**message).collect();
     messages.sort();
     messages
 }

@@ -125,8 +125,12 @@ fn run_until_in_flight(world: &mut World, wanted: impl Fn(&Message) -> bool) -> 
 
 /// The id of the only message sent by `report` that matches `wanted`.
 fn sent_matching(world: &World, report: &StepReport, wanted: impl Fn(&Message) -> bool) -> MessageId {
-    let matching: Vec<MessageId> =
-        report.sent.iter().copied().filter(|id| world.in_flight().get(id).is_some_and(&wanted)).collect();
+    let matching: Vec<MessageId> = report
+        .sent
+        .iter()
+        .copied()
+        .filter(|id| world.in_flight().get(id).is_some_and(|message| wanted(message)))
+        .collect();
     assert_eq!(matching.len(), 1, "one matching message among {:?}", report.sent);
     matching[0]
 }
