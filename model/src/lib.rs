@@ -10,6 +10,7 @@
 //! `specs/invariants.md`.
 
 pub mod properties;
+pub mod spec;
 pub mod view;
 
 pub use properties::{PropertyChecker, PropertyId, Violation};

@@ -1,0 +1,899 @@
+//! The abstract replication spec: a small stateright model of the protocol,
+//! checked exhaustively on its own like a TLA+ spec, and the target of the
+//! refinement check (every world step must map to one spec step or a stutter).
+//!
+//! State: the remote store's version of each secret (and whether it is
+//! deleted), the outbox rows not yet published (async mode), each log
+//! partition, and each host's records, cursors and liveness.
+//!
+//! Actions: a commit of a secret (sync mode appends to its partition in the
+//! same step; async mode adds an outbox row), a publish of the oldest outbox
+//! rows of a partition, a host applying the next events of a partition, a host
+//! crash and restart.
+//!
+//! Two uses, two kinds of rules:
+//! * [`ReplicationSpec`] as a stateright [`Model`]: [`Model::actions`] enables
+//!   only steps within the model's bounds (`versions_per_secret_max`,
+//!   `hosts_down_max`), so the exhaustive check is finite. The properties are
+//!   REP-2 … REP-5 as state invariants (see [`ReplicationSpec::violations`])
+//!   and three "sometimes" properties that prove the check is not vacuous.
+//! * [`ReplicationSpec::explains`] for refinement: given two consecutive
+//!   abstract states of the real world, it names the spec steps between them,
+//!   or says precisely what changed that no spec step explains. It follows the
+//!   protocol's rules (and the interceptor mode) but never the model's bounds.
+//!
+//! A state may leave out what is empty: a missing log or outbox partition is
+//! an empty one, a missing cursor is 0. The model itself never stores an empty
+//! outbox partition, so equal states hash equal.
+//!
+//! Not modelled: a stale event (one not newer than the host's record) never
+//! occurs here, because each partition holds a secret's versions in increasing
+//! order and a host applies them in order; stale events come from backfill and
+//! repairs, which this spec does not describe.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use stateright::{Model, Property};
+
+use crate::properties::{PropertyId, Violation};
+
+/// A secret's record in the spec: its version and whether it is a tombstone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SpecRecord {
+    /// The record version (first committed version is 1).
+    pub version: u64,
+    /// Whether this version is a delete.
+    pub deleted: bool,
+}
+
+impl fmt::Display for SpecRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "v{}", self.version)?;
+        if self.deleted {
+            f.write_str(" (tombstone)")?;
+        }
+        Ok(())
+    }
+}
+
+/// One host in the spec.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SpecHost {
+    /// Whether the host is up.
+    pub up: bool,
+    /// Applied records by secret.
+    pub records: BTreeMap<u32, SpecRecord>,
+    /// Applied positions by partition (number of events applied).
+    pub cursors: BTreeMap<u32, u64>,
+}
+
+impl SpecHost {
+    /// The number of events of `tenant`'s partition applied (0 if none).
+    pub fn cursor(&self, tenant: u32) -> u64 {
+        self.cursors.get(&tenant).copied().unwrap_or(0)
+    }
+
+    /// The version of `secret` held (0 if none).
+    pub fn version(&self, secret: u32) -> u64 {
+        self.records.get(&secret).map_or(0, |record| record.version)
+    }
+}
+
+/// The spec's state.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SpecState {
+    /// The remote store's record of each secret.
+    pub remote: BTreeMap<u32, SpecRecord>,
+    /// Committed mutations waiting in the outbox, per partition, oldest first.
+    pub outbox: BTreeMap<u32, Vec<(u32, SpecRecord)>>,
+    /// Each partition's events: (secret, record).
+    pub log: BTreeMap<u32, Vec<(u32, SpecRecord)>>,
+    /// Every host.
+    pub hosts: BTreeMap<u32, SpecHost>,
+}
+
+impl SpecState {
+    /// The events of `tenant`'s partition (empty if it has none).
+    pub fn partition(&self, tenant: u32) -> &[(u32, SpecRecord)] {
+        self.log.get(&tenant).map_or(&[], Vec::as_slice)
+    }
+
+    /// The outbox rows of `tenant`'s partition, oldest first (empty if none).
+    pub fn outbox_rows(&self, tenant: u32) -> &[(u32, SpecRecord)] {
+        self.outbox.get(&tenant).map_or(&[], Vec::as_slice)
+    }
+}
+
+/// How a commit reaches the log: the interceptor mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SpecMode {
+    /// The commit appends its event to the partition in the same step.
+    Sync,
+    /// The commit writes an outbox row; a publish moves rows into the log.
+    Async,
+}
+
+/// A step of the spec.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SpecAction {
+    /// Commit the next version of `secret` (a tombstone if `delete`).
+    Commit {
+        /// The secret written.
+        secret: u32,
+        /// Whether the commit deletes the secret.
+        delete: bool,
+    },
+    /// Move the `rows` oldest outbox rows of `tenant`'s partition into its log
+    /// (async mode only).
+    Publish {
+        /// The partition.
+        tenant: u32,
+        /// How many rows move (at least 1).
+        rows: usize,
+    },
+    /// `host` applies the next `events` events of `tenant`'s partition.
+    Apply {
+        /// The host.
+        host: u32,
+        /// The partition.
+        tenant: u32,
+        /// How many events are applied (at least 1).
+        events: u64,
+    },
+    /// `host` crashes; its records and cursors survive.
+    Crash {
+        /// The host.
+        host: u32,
+    },
+    /// `host` restarts from its records and cursors.
+    Restart {
+        /// The host.
+        host: u32,
+    },
+}
+
+/// The replication spec: its parameters, and its rules as a stateright
+/// [`Model`] over [`SpecState`]. See the module documentation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplicationSpec {
+    /// The interceptor mode.
+    pub mode: SpecMode,
+    /// The tenant (log partition) of every secret.
+    pub secret_tenants: BTreeMap<u32, u32>,
+    /// The hosts of the initial state are `0..host_count`.
+    pub host_count: u32,
+    /// Bound of the exhaustive check: no commit beyond this version.
+    pub versions_per_secret_max: u64,
+    /// Bound of the exhaustive check: at most this many hosts down at once
+    /// (0 disables crashes). A crash leaves nothing behind but the host being
+    /// down, so this bounds the crashes without counting them in the state.
+    pub hosts_down_max: u32,
+}
+
+/// Name of the "sometimes" property: every up host equals the remote store,
+/// the outbox is empty, and at least one secret was committed.
+pub const CONVERGED: &str = "converged";
+/// Name of the "sometimes" property: a host holds a tombstone.
+pub const HOST_HOLDS_TOMBSTONE: &str = "a host holds a tombstone";
+/// Name of the "sometimes" property: a down host misses a committed version.
+pub const DOWN_HOST_LAGS: &str = "a down host lags the remote";
+
+impl ReplicationSpec {
+    /// Default of [`ReplicationSpec::versions_per_secret_max`].
+    pub const VERSIONS_PER_SECRET_MAX_DEFAULT: u64 = 2;
+    /// Default of [`ReplicationSpec::hosts_down_max`].
+    pub const HOSTS_DOWN_MAX_DEFAULT: u32 = 1;
+
+    /// A spec of `secret_tenants` (secret → tenant) and hosts `0..host_count`
+    /// in `mode`, with the default bounds.
+    pub fn new(mode: SpecMode, secret_tenants: impl IntoIterator<Item = (u32, u32)>, host_count: u32) -> Self {
+        ReplicationSpec {
+            mode,
+            secret_tenants: secret_tenants.into_iter().collect(),
+            host_count,
+            versions_per_secret_max: Self::VERSIONS_PER_SECRET_MAX_DEFAULT,
+            hosts_down_max: Self::HOSTS_DOWN_MAX_DEFAULT,
+        }
+    }
+
+    /// The same spec with other bounds for the exhaustive check.
+    pub fn with_bounds(self, versions_per_secret_max: u64, hosts_down_max: u32) -> Self {
+        ReplicationSpec { versions_per_secret_max, hosts_down_max, ..self }
+    }
+
+    /// The tenant (log partition) of `secret`.
+    pub fn tenant_of(&self, secret: u32) -> Result<u32, String> {
+        self.secret_tenants.get(&secret).copied().ok_or_else(|| format!("secret {secret} has no tenant in the spec"))
+    }
+
+    /// The state after `action`, following the protocol's rules but not the
+    /// model's bounds; `Err` says why `action` is not enabled in `state`.
+    pub fn step(&self, state: &SpecState, action: &SpecAction) -> Result<SpecState, String> {
+        let mut next = state.clone();
+        match *action {
+            SpecAction::Commit { secret, delete } => {
+                let record = self.commit_record(state, secret, delete)?;
+                next.remote.insert(secret, record);
+                let queue = match self.mode {
+                    SpecMode::Sync => &mut next.log,
+                    SpecMode::Async => &mut next.outbox,
+                };
+                queue.entry(self.tenant_of(secret)?).or_default().push((secret, record));
+            }
+            SpecAction::Publish { tenant, rows } => {
+                if self.mode == SpecMode::Sync {
+                    return Err(format!("sync mode has no publisher (partition {tenant})"));
+                }
+                let waiting = state.outbox_rows(tenant).len();
+                if rows == 0 || rows > waiting {
+                    return Err(format!("outbox partition {tenant}: cannot publish {rows} of {waiting} rows"));
+                }
+                let outbox = next.outbox.get_mut(&tenant).expect("a non-empty outbox partition is stored");
+                let published: Vec<_> = outbox.drain(..rows).collect();
+                if outbox.is_empty() {
+                    next.outbox.remove(&tenant);
+                }
+                next.log.entry(tenant).or_default().extend(published);
+            }
+            SpecAction::Apply { host, tenant, events } => {
+                let log = state.partition(tenant);
+                let entry = next.hosts.get_mut(&host).ok_or_else(|| format!("host {host} does not exist"))?;
+                if !entry.up {
+                    return Err(format!("host {host} is down and cannot apply partition {tenant}"));
+                }
+                let from = entry.cursor(tenant);
+                let to = from.saturating_add(events);
+                if events == 0 || to > log.len() as u64 {
+                    return Err(format!(
+                        "host {host}: cannot apply {events} events of partition {tenant} from cursor {from} \
+                         ({} events in the log)",
+                        log.len()
+                    ));
+                }
+                apply_events(&mut entry.records, &log[from as usize..to as usize]);
+                entry.cursors.insert(tenant, to);
+            }
+            SpecAction::Crash { host } | SpecAction::Restart { host } => {
+                let crash = matches!(action, SpecAction::Crash { .. });
+                let entry = next.hosts.get_mut(&host).ok_or_else(|| format!("host {host} does not exist"))?;
+                if entry.up != crash {
+                    let now = if entry.up { "up" } else { "down" };
+                    return Err(format!("host {host} is already {now}"));
+                }
+                entry.up = !crash;
+            }
+        }
+        Ok(next)
+    }
+
+    /// The record a commit of `secret` writes, if the protocol allows it: the
+    /// next version; never after a delete; a delete only of an existing secret.
+    fn commit_record(&self, state: &SpecState, secret: u32, delete: bool) -> Result<SpecRecord, String> {
+        self.tenant_of(secret)?;
+        let current = state.remote.get(&secret);
+        if let Some(record) = current.filter(|record| record.deleted) {
+            return Err(format!("secret {secret} was deleted at {record} and is never written again"));
+        }
+        if delete && current.is_none() {
+            return Err(format!("secret {secret} does not exist and cannot be deleted"));
+        }
+        Ok(SpecRecord { version: current.map_or(0, |record| record.version) + 1, deleted: delete })
+    }
+
+    /// Every invariant (REP-2 … REP-5) that `state` breaks, one violation per
+    /// property (the first thing found).
+    pub fn violations(&self, state: &SpecState) -> Vec<Violation> {
+        let checks: [(PropertyId, StateCheck); 4] = [
+            (PropertyId::Rep2, Self::check_rep_2),
+            (PropertyId::Rep3, Self::check_rep_3),
+            (PropertyId::Rep4, Self::check_rep_4),
+            (PropertyId::Rep5, Self::check_rep_5),
+        ];
+        checks
+            .into_iter()
+            .filter_map(|(property, check)| check(self, state).err().map(|detail| Violation { property, detail }))
+            .collect()
+    }
+
+    /// REP-2 as an invariant: every host record is at most the remote version
+    /// and is the last event of its secret at or before the host's cursor.
+    /// With forward-only apply this makes a host's version monotonic.
+    pub fn check_rep_2(&self, state: &SpecState) -> Result<(), String> {
+        for (host, entry) in &state.hosts {
+            let mut last: BTreeMap<u32, SpecRecord> = BTreeMap::new();
+            for (&tenant, &cursor) in &entry.cursors {
+                let log = state.partition(tenant);
+                let applied = &log[..(cursor as usize).min(log.len())];
+                last.extend(applied.iter().copied());
+            }
+            for (secret, record) in &entry.records {
+                let remote = state.remote.get(secret).map_or(0, |remote| remote.version);
+                if record.version > remote {
+                    return Err(format!("host {host} holds secret {secret} at {record}, above the remote's v{remote}"));
+                }
+                if last.get(secret) != Some(record) {
+                    return Err(format!(
+                        "host {host} holds secret {secret} at {record}, but the last event of it at or before \
+                         the host's cursor is {}",
+                        show(last.get(secret))
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// REP-3: a host's tombstone is the remote's latest version and the remote
+    /// is deleted too, and no partition writes a secret after its tombstone.
+    pub fn check_rep_3(&self, state: &SpecState) -> Result<(), String> {
+        for (host, entry) in &state.hosts {
+            for (secret, record) in entry.records.iter().filter(|(_, record)| record.deleted) {
+                let remote = state.remote.get(secret);
+                if remote != Some(record) {
+                    return Err(format!(
+                        "host {host} holds tombstone {record} of secret {secret}, but the remote holds {}",
+                        show(remote)
+                    ));
+                }
+            }
+        }
+        for tenant in partitions(state) {
+            let mut tombstones: BTreeMap<u32, SpecRecord> = BTreeMap::new();
+            for (secret, record) in state.partition(tenant).iter().chain(state.outbox_rows(tenant)) {
+                if let Some(tombstone) = tombstones.get(secret) {
+                    return Err(format!(
+                        "partition {tenant} writes secret {secret} at {record} after its tombstone {tombstone}"
+                    ));
+                }
+                if record.deleted {
+                    tombstones.insert(*secret, *record);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// REP-4: each partition (log, then outbox) holds its own secrets' versions
+    /// 1, 2, 3, … in order, each once, and together they hold exactly the
+    /// versions the remote committed, ending with the remote's record.
+    pub fn check_rep_4(&self, state: &SpecState) -> Result<(), String> {
+        if self.mode == SpecMode::Sync {
+            if let Some((tenant, rows)) = state.outbox.iter().find(|(_, rows)| !rows.is_empty()) {
+                return Err(format!("sync mode, yet outbox partition {tenant} holds {} rows", rows.len()));
+            }
+        }
+        let mut last: BTreeMap<u32, SpecRecord> = BTreeMap::new();
+        for tenant in partitions(state) {
+            let log = state.partition(tenant);
+            let place = |position: usize| match position.checked_sub(log.len()) {
+                None => format!("log partition {tenant} position {}", position + 1),
+                Some(row) => format!("outbox partition {tenant} row {}", row + 1),
+            };
+            for (position, (secret, record)) in log.iter().chain(state.outbox_rows(tenant)).enumerate() {
+                let owner = self.tenant_of(*secret)?;
+                if owner != tenant {
+                    return Err(format!("{} holds secret {secret} of partition {owner}", place(position)));
+                }
+                let previous = last.get(secret).map_or(0, |record| record.version);
+                if record.version != previous + 1 {
+                    return Err(format!(
+                        "{} holds secret {secret} at {record} after v{previous} (gap, duplicate or reorder)",
+                        place(position)
+                    ));
+                }
+                last.insert(*secret, *record);
+            }
+        }
+        for secret in union_keys(&state.remote, &last) {
+            let (remote, logged) = (state.remote.get(&secret), last.get(&secret));
+            if remote != logged {
+                return Err(format!(
+                    "secret {secret}: the remote holds {} but its log and outbox end at {}",
+                    show(remote),
+                    show(logged)
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// REP-5: a host's cursor is within its partition and every event at or
+    /// before it is reflected (the host's version is at least the event's).
+    pub fn check_rep_5(&self, state: &SpecState) -> Result<(), String> {
+        for (host, entry) in &state.hosts {
+            for (&tenant, &cursor) in &entry.cursors {
+                let log = state.partition(tenant);
+                if cursor > log.len() as u64 {
+                    return Err(format!(
+                        "host {host}: cursor {cursor} of partition {tenant} is past its {} events",
+                        log.len()
+                    ));
+                }
+                for (position, (secret, record)) in log[..cursor as usize].iter().enumerate() {
+                    if entry.version(*secret) < record.version {
+                        return Err(format!(
+                            "host {host}: cursor {cursor} of partition {tenant} passed event {} (secret {secret} \
+                             {record}) but the host holds {}",
+                            position + 1,
+                            show(entry.records.get(secret))
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The spec steps that take `before` to `after`: none for a stutter, one
+    /// step, or (a host applying several partitions at once) one `Apply` per
+    /// partition in partition order. `Err` says what changed that no spec step
+    /// explains. Follows the protocol's rules and `self.mode`, not the bounds.
+    pub fn explains(&self, before: &SpecState, after: &SpecState) -> Result<Vec<SpecAction>, String> {
+        let diff = StateDiff::new(before, after);
+        let queues_changed = !diff.outbox.is_empty() || !diff.log.is_empty();
+        match (!diff.remote.is_empty(), queues_changed, !diff.hosts.is_empty()) {
+            (false, false, false) => Ok(Vec::new()),
+            (true, _, false) => self.explain_commit(before, after, &diff).map(|action| vec![action]),
+            (false, true, false) => self.explain_publish(before, after, &diff).map(|action| vec![action]),
+            (false, false, true) => self.explain_host_step(before, after, &diff),
+            (remote, _, _) => {
+                let what = if remote { "the remote store" } else { "the log or outbox" };
+                Err(format!(
+                    "one step changed both {what} and host(s) {:?}, which no spec step does: {}",
+                    diff.hosts,
+                    diff.describe(before, after)
+                ))
+            }
+        }
+    }
+
+    /// A commit: one secret's next version, appended to its partition's log
+    /// (sync) or outbox (async), nothing else.
+    fn explain_commit(&self, before: &SpecState, after: &SpecState, diff: &StateDiff) -> Result<SpecAction, String> {
+        let &[secret] = diff.remote.as_slice() else {
+            return Err(format!(
+                "one step changed {} remote secrets: {}",
+                diff.remote.len(),
+                diff.describe(before, after)
+            ));
+        };
+        let (old, new) = (before.remote.get(&secret), after.remote.get(&secret));
+        let Some(&new) = new else {
+            return Err(format!("remote secret {secret}: {} → absent; deletes are tombstones", show(old)));
+        };
+        let expected = self
+            .commit_record(before, secret, new.deleted)
+            .map_err(|why| format!("remote secret {secret}: {} → {new}: {why}", show(old)))?;
+        if new != expected {
+            return Err(format!("remote secret {secret}: {} → {new}; a commit writes {expected}", show(old)));
+        }
+        let tenant = self.tenant_of(secret)?;
+        let (name, changed, other_name, other) = match self.mode {
+            SpecMode::Sync => ("log", &diff.log, "outbox", &diff.outbox),
+            SpecMode::Async => ("outbox", &diff.outbox, "log", &diff.log),
+        };
+        if !other.is_empty() {
+            return Err(format!(
+                "{:?} commit of secret {secret} ({new}) also changed the {other_name} of partition(s) {other:?}",
+                self.mode
+            ));
+        }
+        if changed.as_slice() != [tenant] {
+            let what = if changed.is_empty() {
+                format!("no {name} changed")
+            } else {
+                format!("the {name} of partition(s) {changed:?} changed")
+            };
+            return Err(format!(
+                "{:?} commit of secret {secret} ({new}) must append to the {name} of partition {tenant}, but {what}",
+                self.mode
+            ));
+        }
+        let (old_queue, new_queue) = match self.mode {
+            SpecMode::Sync => (before.partition(tenant), after.partition(tenant)),
+            SpecMode::Async => (before.outbox_rows(tenant), after.outbox_rows(tenant)),
+        };
+        if new_queue.len() != old_queue.len() + 1
+            || new_queue[..old_queue.len()] != *old_queue
+            || new_queue[old_queue.len()] != (secret, new)
+        {
+            return Err(format!(
+                "commit of secret {secret} ({new}) must append exactly (secret {secret}, {new}) to the {name} of \
+                 partition {tenant}: {}",
+                describe_queue(name, tenant, old_queue, new_queue)
+            ));
+        }
+        Ok(SpecAction::Commit { secret, delete: new.deleted })
+    }
+
+    /// A publish: the oldest outbox rows of one partition move, in order, to
+    /// the end of its log.
+    fn explain_publish(&self, before: &SpecState, after: &SpecState, diff: &StateDiff) -> Result<SpecAction, String> {
+        let mut tenants = diff.log.clone();
+        tenants.extend(&diff.outbox);
+        tenants.sort_unstable();
+        tenants.dedup();
+        if self.mode == SpecMode::Sync || tenants.len() != 1 {
+            let why = match self.mode {
+                SpecMode::Sync => "with no commit (sync mode has no publisher)".to_string(),
+                SpecMode::Async => format!("in partitions {tenants:?} in one step (a publish moves one partition)"),
+            };
+            return Err(format!("the log or outbox changed {why}: {}", diff.describe(before, after)));
+        }
+        let tenant = tenants[0];
+        let (old_log, new_log) = (before.partition(tenant), after.partition(tenant));
+        let (old_outbox, new_outbox) = (before.outbox_rows(tenant), after.outbox_rows(tenant));
+        if new_log.len() < old_log.len() || new_log[..old_log.len()] != *old_log {
+            return Err(format!(
+                "log partition {tenant} lost or rewrote events (a log only grows): {}",
+                describe_queue("log", tenant, old_log, new_log)
+            ));
+        }
+        if new_log.len() == old_log.len() {
+            return Err(format!(
+                "outbox partition {tenant} changed with no commit and nothing published: {}",
+                describe_queue("outbox", tenant, old_outbox, new_outbox)
+            ));
+        }
+        let published = &new_log[old_log.len()..];
+        if let Some(index) = (0..published.len()).find(|&index| old_outbox.get(index) != Some(&published[index])) {
+            let (secret, record) = published[index];
+            let position = old_log.len() + index + 1;
+            let why = match old_outbox.get(index) {
+                Some(_) if old_outbox.contains(&published[index]) => "out of commit order",
+                _ => "with no outbox row for it",
+            };
+            return Err(format!(
+                "log partition {tenant}: secret {secret} {record} published at position {position} {why}; the outbox \
+                 row due there was {}",
+                old_outbox
+                    .get(index)
+                    .map_or("none".to_string(), |(secret, record)| format!("secret {secret} {record}"))
+            ));
+        }
+        if *new_outbox != old_outbox[published.len()..] {
+            return Err(format!(
+                "outbox partition {tenant}: publishing {} rows must remove exactly those rows: {}",
+                published.len(),
+                describe_queue("outbox", tenant, old_outbox, new_outbox)
+            ));
+        }
+        Ok(SpecAction::Publish { tenant, rows: published.len() })
+    }
+
+    /// A host step: a crash, a restart, or applying the next events of one or
+    /// more partitions (one `Apply` per partition, in partition order).
+    fn explain_host_step(
+        &self,
+        before: &SpecState,
+        after: &SpecState,
+        diff: &StateDiff,
+    ) -> Result<Vec<SpecAction>, String> {
+        let &[host] = diff.hosts.as_slice() else {
+            return Err(format!(
+                "hosts {:?} changed in one step; a spec step moves one host: {}",
+                diff.hosts,
+                diff.describe(before, after)
+            ));
+        };
+        let (Some(old), Some(new)) = (before.hosts.get(&host), after.hosts.get(&host)) else {
+            return Err(format!("host {host} appeared or disappeared; the spec's hosts are fixed"));
+        };
+        let tenants = changed_keys(&old.cursors, &new.cursors, |cursor| *cursor == 0, PartialEq::eq);
+        if old.up != new.up {
+            if old.records != new.records || !tenants.is_empty() {
+                let what = if old.up { "crashed" } else { "restarted" };
+                return Err(format!(
+                    "host {host} {what} and changed its records or cursors in the same step: {}",
+                    describe_host(old, new)
+                ));
+            }
+            return Ok(vec![if old.up { SpecAction::Crash { host } } else { SpecAction::Restart { host } }]);
+        }
+        if !old.up {
+            return Err(format!("host {host} is down, yet it changed: {}", describe_host(old, new)));
+        }
+        if tenants.is_empty() {
+            return Err(format!("host {host}: records changed with no cursor moving: {}", describe_host(old, new)));
+        }
+        self.explain_applies(before, host, old, new, &tenants)
+    }
+
+    /// `host` (up) applying the next events of each partition in `tenants`,
+    /// whose cursors moved: one `Apply` per partition, checked against the
+    /// host's records after the step.
+    fn explain_applies(
+        &self,
+        before: &SpecState,
+        host: u32,
+        old: &SpecHost,
+        new: &SpecHost,
+        tenants: &[u32],
+    ) -> Result<Vec<SpecAction>, String> {
+        let mut expected = old.records.clone();
+        let mut actions = Vec::with_capacity(tenants.len());
+        for &tenant in tenants {
+            let (from, to) = (old.cursor(tenant), new.cursor(tenant));
+            let log = before.partition(tenant);
+            if to < from {
+                return Err(format!("host {host}: cursor of partition {tenant} moved backwards, {from} → {to}"));
+            }
+            if to > log.len() as u64 {
+                return Err(format!(
+                    "host {host}: cursor of partition {tenant} moved {from} → {to}, past the {} events of its log",
+                    log.len()
+                ));
+            }
+            apply_events(&mut expected, &log[from as usize..to as usize]);
+            actions.push(SpecAction::Apply { host, tenant, events: to - from });
+        }
+        let wrong = changed_keys(&expected, &new.records, |_| false, PartialEq::eq);
+        if let Some(&secret) = wrong.first() {
+            return Err(format!(
+                "host {host}: {actions:?} take secret {secret} from {} to {}, but the host holds {}",
+                show(old.records.get(&secret)),
+                show(expected.get(&secret)),
+                show(new.records.get(&secret))
+            ));
+        }
+        Ok(actions)
+    }
+
+    /// Adds the commits enabled within the bounds.
+    fn commit_actions(&self, state: &SpecState, actions: &mut Vec<SpecAction>) {
+        for &secret in self.secret_tenants.keys() {
+            let current = state.remote.get(&secret);
+            let version = current.map_or(0, |record| record.version);
+            if version >= self.versions_per_secret_max || current.is_some_and(|record| record.deleted) {
+                continue;
+            }
+            actions.push(SpecAction::Commit { secret, delete: false });
+            if current.is_some() {
+                actions.push(SpecAction::Commit { secret, delete: true });
+            }
+        }
+    }
+}
+
+impl Model for ReplicationSpec {
+    type State = SpecState;
+    type Action = SpecAction;
+
+    fn init_states(&self) -> Vec<SpecState> {
+        let up = SpecHost { up: true, ..SpecHost::default() };
+        let hosts = (0..self.host_count).map(|host| (host, up.clone())).collect();
+        vec![SpecState { hosts, ..SpecState::default() }]
+    }
+
+    fn actions(&self, state: &SpecState, actions: &mut Vec<SpecAction>) {
+        self.commit_actions(state, actions);
+        for (&tenant, rows) in &state.outbox {
+            actions.extend((1..=rows.len()).map(|rows| SpecAction::Publish { tenant, rows }));
+        }
+        for (&host, entry) in state.hosts.iter().filter(|(_, entry)| entry.up) {
+            for (&tenant, log) in &state.log {
+                let available = log.len() as u64 - entry.cursor(tenant).min(log.len() as u64);
+                actions.extend((1..=available).map(|events| SpecAction::Apply { host, tenant, events }));
+            }
+        }
+        let down = state.hosts.values().filter(|entry| !entry.up).count();
+        for (&host, entry) in &state.hosts {
+            if entry.up && down < self.hosts_down_max as usize {
+                actions.push(SpecAction::Crash { host });
+            } else if !entry.up {
+                actions.push(SpecAction::Restart { host });
+            }
+        }
+    }
+
+    fn next_state(&self, state: &SpecState, action: SpecAction) -> Option<SpecState> {
+        match self.step(state, &action) {
+            Ok(next) => Some(next),
+            Err(why) => panic!("the model enabled {action:?}, which the spec refuses: {why}"),
+        }
+    }
+
+    fn properties(&self) -> Vec<Property<Self>> {
+        vec![
+            Property::always(PropertyId::Rep2.as_str(), |spec, state| spec.check_rep_2(state).is_ok()),
+            Property::always(PropertyId::Rep3.as_str(), |spec, state| spec.check_rep_3(state).is_ok()),
+            Property::always(PropertyId::Rep4.as_str(), |spec, state| spec.check_rep_4(state).is_ok()),
+            Property::always(PropertyId::Rep5.as_str(), |spec, state| spec.check_rep_5(state).is_ok()),
+            Property::sometimes(CONVERGED, |_, state| converged(state)),
+            Property::sometimes(HOST_HOLDS_TOMBSTONE, |_, state| host_holds_tombstone(state)),
+            Property::sometimes(DOWN_HOST_LAGS, |_, state| down_host_lags(state)),
+        ]
+    }
+}
+
+/// One invariant check of [`ReplicationSpec`]: `Err` says what broke.
+type StateCheck = fn(&ReplicationSpec, &SpecState) -> Result<(), String>;
+
+/// Whether at least one secret is committed, the outbox is empty, some host
+/// is up, and every up host holds exactly the remote's records.
+fn converged(state: &SpecState) -> bool {
+    !state.remote.is_empty()
+        && state.outbox.values().all(Vec::is_empty)
+        && state.hosts.values().any(|entry| entry.up)
+        && state.hosts.values().filter(|entry| entry.up).all(|entry| entry.records == state.remote)
+}
+
+/// Whether some host holds a tombstone.
+fn host_holds_tombstone(state: &SpecState) -> bool {
+    state.hosts.values().any(|entry| entry.records.values().any(|record| record.deleted))
+}
+
+/// Whether some down host holds an older version of a secret than the remote.
+fn down_host_lags(state: &SpecState) -> bool {
+    state
+        .hosts
+        .values()
+        .filter(|entry| !entry.up)
+        .any(|entry| state.remote.iter().any(|(secret, record)| entry.version(*secret) < record.version))
+}
+
+/// Applies `events` in order, forward-only: a record is replaced only by a
+/// higher version; a stale event changes nothing.
+fn apply_events(records: &mut BTreeMap<u32, SpecRecord>, events: &[(u32, SpecRecord)]) {
+    for &(secret, record) in events {
+        let current = records.get(&secret).map_or(0, |current| current.version);
+        if record.version > current {
+            records.insert(secret, record);
+        }
+    }
+}
+
+/// Every partition with a log or outbox entry, in order.
+fn partitions(state: &SpecState) -> Vec<u32> {
+    union_keys(&state.log, &state.outbox)
+}
+
+/// The keys of either map, in order, each once.
+fn union_keys<A, B>(left: &BTreeMap<u32, A>, right: &BTreeMap<u32, B>) -> Vec<u32> {
+    let mut keys: Vec<u32> = left.keys().chain(right.keys()).copied().collect();
+    keys.sort_unstable();
+    keys.dedup();
+    keys
+}
+
+/// The keys whose values differ between two maps, in order, by one merge of
+/// the two; a key missing on one side counts as a value for which `is_absent`
+/// holds.
+fn changed_keys<V>(
+    before: &BTreeMap<u32, V>,
+    after: &BTreeMap<u32, V>,
+    is_absent: fn(&V) -> bool,
+    same: fn(&V, &V) -> bool,
+) -> Vec<u32> {
+    let mut changed = Vec::new();
+    let mut left = before.iter().peekable();
+    let mut right = after.iter().peekable();
+    loop {
+        let order = match (left.peek(), right.peek()) {
+            (None, None) => return changed,
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (Some((key_left, _)), Some((key_right, _))) => key_left.cmp(key_right),
+        };
+        match order {
+            std::cmp::Ordering::Less => {
+                let (key, value) = left.next().expect("peeked");
+                if !is_absent(value) {
+                    changed.push(*key);
+                }
+            }
+            std::cmp::Ordering::Greater => {
+                let (key, value) = right.next().expect("peeked");
+                if !is_absent(value) {
+                    changed.push(*key);
+                }
+            }
+            std::cmp::Ordering::Equal => {
+                let ((key, old), (_, new)) = (left.next().expect("peeked"), right.next().expect("peeked"));
+                if !same(old, new) {
+                    changed.push(*key);
+                }
+            }
+        }
+    }
+}
+
+/// Whether two hosts are equal, a missing cursor counting as 0.
+fn same_host(old: &SpecHost, new: &SpecHost) -> bool {
+    old.up == new.up
+        && old.records == new.records
+        && changed_keys(&old.cursors, &new.cursors, |cursor| *cursor == 0, PartialEq::eq).is_empty()
+}
+
+/// What changed between two states, component by component (keys in order).
+struct StateDiff {
+    /// Secrets whose remote record changed.
+    remote: Vec<u32>,
+    /// Partitions whose outbox changed.
+    outbox: Vec<u32>,
+    /// Partitions whose log changed.
+    log: Vec<u32>,
+    /// Hosts that changed.
+    hosts: Vec<u32>,
+}
+
+impl StateDiff {
+    fn new(before: &SpecState, after: &SpecState) -> StateDiff {
+        StateDiff {
+            remote: changed_keys(&before.remote, &after.remote, |_| false, PartialEq::eq),
+            outbox: changed_keys(&before.outbox, &after.outbox, Vec::is_empty, PartialEq::eq),
+            log: changed_keys(&before.log, &after.log, Vec::is_empty, PartialEq::eq),
+            hosts: changed_keys(&before.hosts, &after.hosts, |_| false, same_host),
+        }
+    }
+
+    /// Every change, one clause each, for error messages.
+    fn describe(&self, before: &SpecState, after: &SpecState) -> String {
+        let mut clauses = Vec::new();
+        for secret in &self.remote {
+            clauses.push(format!(
+                "remote secret {secret}: {} → {}",
+                show(before.remote.get(secret)),
+                show(after.remote.get(secret))
+            ));
+        }
+        for tenant in &self.outbox {
+            clauses.push(describe_queue("outbox", *tenant, before.outbox_rows(*tenant), after.outbox_rows(*tenant)));
+        }
+        for tenant in &self.log {
+            clauses.push(describe_queue("log", *tenant, before.partition(*tenant), after.partition(*tenant)));
+        }
+        for host in &self.hosts {
+            match (before.hosts.get(host), after.hosts.get(host)) {
+                (Some(old), Some(new)) => clauses.push(format!("host {host}: {}", describe_host(old, new))),
+                (old, _) => {
+                    clauses.push(format!("host {host} {}", if old.is_some() { "vanished" } else { "appeared" }))
+                }
+            }
+        }
+        clauses.join("; ")
+    }
+}
+
+/// A record or "absent".
+fn show(record: Option<&SpecRecord>) -> String {
+    record.map_or_else(|| "absent".to_string(), SpecRecord::to_string)
+}
+
+/// How a log or outbox partition changed: lengths and the first difference.
+fn describe_queue(name: &str, tenant: u32, old: &[(u32, SpecRecord)], new: &[(u32, SpecRecord)]) -> String {
+    let first = (0..old.len().max(new.len())).find(|&index| old.get(index) != new.get(index));
+    let entry = |row: Option<&(u32, SpecRecord)>| {
+        row.map_or("nothing".to_string(), |(secret, record)| format!("secret {secret} {record}"))
+    };
+    match first {
+        None => format!("{name} partition {tenant} unchanged"),
+        Some(index) => format!(
+            "{name} partition {tenant}: {} → {} entries, entry {} was {} and is {}",
+            old.len(),
+            new.len(),
+            index + 1,
+            entry(old.get(index)),
+            entry(new.get(index))
+        ),
+    }
+}
+
+/// How a host changed: liveness, records and cursors that differ.
+fn describe_host(old: &SpecHost, new: &SpecHost) -> String {
+    let mut parts = Vec::new();
+    if old.up != new.up {
+        parts.push(format!("up {} → {}", old.up, new.up));
+    }
+    for secret in changed_keys(&old.records, &new.records, |_| false, PartialEq::eq) {
+        parts.push(format!("secret {secret} {} → {}", show(old.records.get(&secret)), show(new.records.get(&secret))));
+    }
+    for tenant in changed_keys(&old.cursors, &new.cursors, |cursor| *cursor == 0, PartialEq::eq) {
+        parts.push(format!("cursor of partition {tenant} {} → {}", old.cursor(tenant), new.cursor(tenant)));
+    }
+    parts.join(", ")
+}
+
+#[cfg(test)]
+mod tests;
