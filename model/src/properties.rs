@@ -118,6 +118,8 @@ pub struct PropertyChecker {
     /// Hosts that restarted and have not yet caught up with the log as it was
     /// when they came back: the positions each must reach to count as live.
     recovering: BTreeMap<u32, BTreeMap<u32, u64>>,
+    /// The position of each secret's first event: its partition and seq.
+    first_event: BTreeMap<u32, (u32, u64)>,
     /// For each activated secret, the hosts that were live at activation.
     activated_on: BTreeMap<u32, BTreeSet<u32>>,
     /// The highest acknowledged version of each secret.
@@ -153,7 +155,9 @@ impl PropertyChecker {
                 self.live.remove(host);
                 self.recovering.remove(host);
             }
-            Observation::HostRestarted { host } => self.on_host_restarted(*host),
+            Observation::HostRestarted { host, records, cursors } => {
+                self.on_host_restarted(*host, records, cursors, &mut violations);
+            }
             Observation::Acknowledged { secret, version } => {
                 self.on_acknowledged(*secret, *version, &mut violations);
             }
@@ -221,6 +225,7 @@ impl PropertyChecker {
             out.push(violation(PropertyId::Rep4, format!("secret {secret} version {} appended twice", state.version)));
         }
         partition.push((secret, state));
+        self.first_event.entry(secret).or_insert((tenant, seq));
         self.check_committed(secret, state, "the log", out);
     }
 
@@ -250,9 +255,40 @@ impl PropertyChecker {
         records.insert(secret, state);
     }
 
-    /// A restarted host serves again only once it has caught up with the log
-    /// as it stood at the restart (REP-7 counts it as live from then on).
-    fn on_host_restarted(&mut self, host: u32) {
+    /// A restarted host must have recovered everything it held (REP-2: no
+    /// version went back, crashes included) and nothing its cursors do not
+    /// cover (REP-5 over the whole recovered prefix). It serves again only once
+    /// it has caught up with the log as it stood at the restart (REP-7 counts
+    /// it as live from then on).
+    fn on_host_restarted(
+        &mut self,
+        host: u32,
+        records: &[(u32, SecretState)],
+        cursors: &[(u32, u64)],
+        out: &mut Vec<Violation>,
+    ) {
+        let recovered: BTreeMap<u32, SecretState> = records.iter().copied().collect();
+        let held = self.host_records.get(&host).cloned().unwrap_or_default();
+        for (secret, before) in &held {
+            let after = recovered.get(secret).map_or(0, |state| state.version);
+            if after < before.version {
+                out.push(violation(
+                    PropertyId::Rep2,
+                    format!(
+                        "host {host} held secret {secret} at version {} before its crash and {after} after",
+                        before.version
+                    ),
+                ));
+            }
+        }
+        for (secret, state) in &recovered {
+            self.check_committed(*secret, *state, &format!("host {host} after its restart"), out);
+        }
+        self.host_records.insert(host, recovered);
+        self.host_cursors.insert(host, BTreeMap::new());
+        for (tenant, seq) in cursors {
+            self.on_host_cursor(host, *tenant, *seq, out);
+        }
         let cursors = self.host_cursors.get(&host);
         let targets: BTreeMap<u32, u64> = self
             .partitions
@@ -321,11 +357,17 @@ impl PropertyChecker {
             Some(state) => self.check_committed(secret, state, &format!("a read from host {host}"), out),
             None => {
                 let active_now = self.latest.get(&secret).is_some_and(|latest| latest.lifecycle == Lifecycle::Active);
-                let applied_here = self.activated_on.get(&secret).is_some_and(|hosts| hosts.contains(&host));
-                if active_now && applied_here {
+                let applied_at_activation = self.activated_on.get(&secret).is_some_and(|hosts| hosts.contains(&host));
+                let passed = self.first_event.get(&secret).is_some_and(|(tenant, seq)| {
+                    self.host_cursors
+                        .get(&host)
+                        .and_then(|cursors| cursors.get(tenant))
+                        .is_some_and(|cursor| cursor >= seq)
+                });
+                if active_now && (applied_at_activation || passed) {
                     out.push(violation(
                         PropertyId::Rep7,
-                        format!("host {host} answered NotFound for Active secret {secret} it had applied"),
+                        format!("host {host} answered NotFound for Active secret {secret}, which it has applied"),
                     ));
                 }
             }

@@ -76,10 +76,14 @@ pub enum Observation {
         /// The host.
         host: u32,
     },
-    /// A host restarted from its durable state.
+    /// A host restarted from its durable state, which it now holds in full.
     HostRestarted {
         /// The host.
         host: u32,
+        /// Every record it recovered, by secret.
+        records: Vec<(u32, SecretState)>,
+        /// Every cursor it recovered, by partition.
+        cursors: Vec<(u32, u64)>,
     },
     /// A client was told its write of `secret` committed at `version`.
     Acknowledged {

@@ -19,8 +19,8 @@ use model::{Observation, PropertyId, Violation};
 use vault::bugzoo::Bugs;
 use vault::host::HostConfig;
 use vault::interceptor::InterceptorMode;
-use vault::store::IdempotencyToken;
-use vault::types::{Content, SecretId, TenantId, Time, VaultId};
+use vault::store::{IdempotencyToken, Key, Value};
+use vault::types::{Content, Lifecycle, SecretId, TenantId, Time, VaultId};
 use vault::worker::{Operation, RequestId, WorkerConfig};
 
 use crate::random::{zipf_cumulative, SimRng};
@@ -240,6 +240,9 @@ struct Simulation<'a> {
     fault_phase: bool,
     next_request: u64,
     secrets_created: u32,
+    /// Secrets whose last acknowledged write left them existing, oldest first:
+    /// the targets of updates, deletes and reads.
+    live_secrets: Vec<SecretId>,
     zipf: Vec<u64>,
     properties: Vec<PropertyId>,
     append_times: BTreeMap<u32, Vec<Time>>,
@@ -269,6 +272,7 @@ pub fn run(scenario: &Scenario, options: &RunOptions) -> RunResult {
         fault_phase: true,
         next_request: 0,
         secrets_created: 0,
+        live_secrets: Vec::new(),
         append_times: BTreeMap::new(),
         host_cursors: BTreeMap::new(),
         lag: Vec::new(),
@@ -491,14 +495,18 @@ impl Simulation<'_> {
         if kind == 0 && !can_create {
             kind = 1; // Every secret exists: update instead.
         }
-        if kind != 0 && self.secrets_created == 0 {
+        if kind != 0 && self.live_secrets.is_empty() && can_create {
             kind = 0; // Nothing to touch yet: create.
         }
         let secret = if kind == 0 {
             self.secrets_created += 1;
             SecretId(self.secrets_created - 1)
+        } else if self.live_secrets.is_empty() {
+            SecretId(0) // Every secret was deleted: the operation answers NotFound.
         } else {
-            SecretId(self.rng.weighted_prefix(&self.zipf, self.secrets_created as usize) as u32)
+            // Popularity by age among the secrets clients know to exist.
+            let rank = self.rng.weighted_prefix(&self.zipf, self.live_secrets.len().min(self.zipf.len()));
+            self.live_secrets[rank]
         };
         if kind == 4 {
             let host = self.rng.below(u64::from(self.scenario.topology.hosts)) as u32;
@@ -543,6 +551,9 @@ impl Simulation<'_> {
         }
         for observation in &report.observations {
             self.observe_lag(now, observation);
+            if let Observation::Acknowledged { secret, .. } = observation {
+                self.observe_acknowledged(SecretId(*secret));
+            }
         }
     }
 
@@ -579,6 +590,21 @@ impl Simulation<'_> {
         }
     }
 
+    /// Keeps the workload's targets to secrets that exist, as the store has
+    /// them once a client was told its write committed.
+    fn observe_acknowledged(&mut self, secret: SecretId) {
+        let entry = self.world.store().read(&Key::Secret(secret));
+        let exists = matches!(&entry.value, Some(Value::Secret(record)) if record.lifecycle != Lifecycle::Deleted);
+        let known = self.live_secrets.iter().position(|live| *live == secret);
+        match (exists, known) {
+            (true, None) => self.live_secrets.push(secret),
+            (false, Some(position)) => {
+                self.live_secrets.remove(position);
+            }
+            _ => {}
+        }
+    }
+
     fn observe_lag(&mut self, now: Time, observation: &Observation) {
         match observation {
             Observation::Appended { tenant, seq, .. } => {
@@ -612,8 +638,12 @@ impl Simulation<'_> {
         self.timer_queue.insert((fires, node));
     }
 
+    /// Whether the driver plans no more faults or heals (deliveries and
+    /// polls do not count: the world judges whether they still carry work).
     fn plan_is_idle(&self) -> bool {
-        self.plan.values().all(|planned| !matches!(planned, Planned::Deliver(_) | Planned::Restart(_) | Planned::Heal))
+        self.plan
+            .values()
+            .all(|planned| !matches!(planned, Planned::Restart(_) | Planned::Heal | Planned::EndFaultPhase))
     }
 
     fn first_checked(&self, violations: &[Violation]) -> Option<Violation> {

@@ -148,7 +148,7 @@ fn rep7_counts_a_restarted_host_once_it_caught_up() {
     checker.observe(&Observation::HostCursor { host: 1, tenant: 1, seq: 1 });
     checker.observe(&Observation::HostCrashed { host: 2 });
     // Host 2 comes back behind: the activation racing its return is no violation.
-    checker.observe(&Observation::HostRestarted { host: 2 });
+    checker.observe(&Observation::HostRestarted { host: 2, records: Vec::new(), cursors: Vec::new() });
     assert!(committed(&mut checker, 5, state(2, Lifecycle::Active, 7)).is_empty());
     // Once caught up it is live again, and a later activation must wait for it.
     let other = state(1, Lifecycle::Creating, 8);
@@ -157,4 +157,36 @@ fn rep7_counts_a_restarted_host_once_it_caught_up() {
     checker.observe(&Observation::HostHolds { host: 2, secret: 5, state: creating });
     checker.observe(&Observation::HostCursor { host: 2, tenant: 1, seq: 1 });
     assert_eq!(ids(&committed(&mut checker, 6, state(2, Lifecycle::Active, 8))), [PropertyId::Rep7, PropertyId::Rep7]);
+}
+
+#[test]
+fn a_restart_that_loses_data_or_keeps_a_cursor_ahead_is_caught() {
+    let mut checker = PropertyChecker::new(&[1]);
+    let creating = state(1, Lifecycle::Creating, 7);
+    committed(&mut checker, 5, creating);
+    checker.observe(&Observation::Appended { tenant: 1, seq: 1, secret: 5, state: creating });
+    checker.observe(&Observation::HostHolds { host: 1, secret: 5, state: creating });
+    checker.observe(&Observation::HostCursor { host: 1, tenant: 1, seq: 1 });
+    checker.observe(&Observation::HostCrashed { host: 1 });
+    // The cursor survived the crash but the record did not.
+    let restarted = Observation::HostRestarted { host: 1, records: Vec::new(), cursors: vec![(1, 1)] };
+    assert_eq!(ids(&checker.observe(&restarted)), [PropertyId::Rep2, PropertyId::Rep5]);
+}
+
+#[test]
+fn rep7_flags_not_found_from_a_host_whose_cursor_passed_the_secret() {
+    let mut checker = PropertyChecker::new(&[1, 2]);
+    let creating = state(1, Lifecycle::Creating, 7);
+    committed(&mut checker, 5, creating);
+    checker.observe(&Observation::Appended { tenant: 1, seq: 1, secret: 5, state: creating });
+    for host in [1, 2] {
+        checker.observe(&Observation::HostHolds { host, secret: 5, state: creating });
+        checker.observe(&Observation::HostCursor { host, tenant: 1, seq: 1 });
+    }
+    assert!(committed(&mut checker, 5, state(2, Lifecycle::Active, 7)).is_empty());
+    // A host that restarted empty-handed but claims the cursor, then reads NotFound.
+    checker.observe(&Observation::HostCrashed { host: 2 });
+    checker.observe(&Observation::HostRestarted { host: 2, records: Vec::new(), cursors: vec![(1, 1)] });
+    let read = checker.observe(&Observation::HostRead { host: 2, secret: 5, found: None });
+    assert_eq!(ids(&read), [PropertyId::Rep7]);
 }
