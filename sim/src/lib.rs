@@ -5,6 +5,7 @@
 //! (see `docs/ARCHITECTURE.md`). Everything here is deterministic: no clock
 //! readings, no ambient randomness, no hash-ordered iteration.
 
+pub mod checker;
 pub mod driver;
 pub mod random;
 pub mod report;

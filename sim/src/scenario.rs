@@ -253,7 +253,7 @@ impl Default for Replication {
 }
 
 /// The interceptor mode, as written in scenario files.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// Append in the mutation's transaction.
@@ -282,7 +282,7 @@ impl Default for Run {
     }
 }
 
-/// A scenario file that could not be used.
+/// A scenario or model-configuration file that could not be used.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScenarioError {
     /// The file.
@@ -313,30 +313,12 @@ impl std::error::Error for ScenarioError {}
 impl Scenario {
     /// Reads and validates the scenario file at `path`.
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
-        let text = std::fs::read_to_string(path).map_err(|error| ScenarioError {
-            path: path.to_path_buf(),
-            line: None,
-            field: None,
-            message: format!("cannot read: {error}"),
-        })?;
-        Scenario::parse(path, &text)
+        load_toml(path, Scenario::validate)
     }
 
     /// Parses and validates scenario `text`; `path` names it in errors.
     pub fn parse(path: &Path, text: &str) -> Result<Scenario, ScenarioError> {
-        let scenario: Scenario = toml::from_str(text).map_err(|error| {
-            let line = error.span().map(|span| line_of(text, span.start));
-            let message = error.message().trim().to_string();
-            let field = field_in_message(&message).or_else(|| line.and_then(|line| field_at_line(text, line)));
-            ScenarioError { path: path.to_path_buf(), line, field, message }
-        })?;
-        scenario.validate().map_err(|(field, message)| ScenarioError {
-            path: path.to_path_buf(),
-            line: line_of_field(text, &field),
-            field: Some(field),
-            message,
-        })?;
-        Ok(scenario)
+        parse_toml(path, text, Scenario::validate)
     }
 
     /// Checks relations that the types cannot: returns the field and why.
@@ -410,6 +392,42 @@ impl Scenario {
         }
         self.run.properties.iter().filter_map(|id| model::PropertyId::parse(id)).collect()
     }
+}
+
+/// Reads a TOML spec file and checks it with `validate` (which names the
+/// offending field); errors name the file, line and field.
+pub(crate) fn load_toml<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    validate: impl Fn(&T) -> Result<(), (String, String)>,
+) -> Result<T, ScenarioError> {
+    let text = std::fs::read_to_string(path).map_err(|error| ScenarioError {
+        path: path.to_path_buf(),
+        line: None,
+        field: None,
+        message: format!("cannot read: {error}"),
+    })?;
+    parse_toml(path, &text, validate)
+}
+
+/// Parses TOML `text` (from `path`) and checks it with `validate`.
+pub(crate) fn parse_toml<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    text: &str,
+    validate: impl Fn(&T) -> Result<(), (String, String)>,
+) -> Result<T, ScenarioError> {
+    let value: T = toml::from_str(text).map_err(|error| {
+        let line = error.span().map(|span| line_of(text, span.start));
+        let message = error.message().trim().to_string();
+        let field = field_in_message(&message).or_else(|| line.and_then(|line| field_at_line(text, line)));
+        ScenarioError { path: path.to_path_buf(), line, field, message }
+    })?;
+    validate(&value).map_err(|(field, message)| ScenarioError {
+        path: path.to_path_buf(),
+        line: line_of_field(text, &field),
+        field: Some(field),
+        message,
+    })?;
+    Ok(value)
 }
 
 /// The 1-based line holding byte `offset` of `text`.

@@ -1,0 +1,458 @@
+//! Driver 1: the world as a stateright `Model`, checked exhaustively.
+//!
+//! A model configuration (`specs/models/*.toml`) bounds a world: a few
+//! workers and hosts, a script of client operations, budgets of faults (drops,
+//! duplicates, crashes, partitions) and a time horizon. The checker explores
+//! every interleaving of the same [`World`] and [`World::step`] the simulator
+//! runs; no logic is copied.
+//!
+//! Time is abstract: any armed timer may fire, and firing moves the world's
+//! time to its deadline. Deliveries happen at the current time. States whose
+//! time passed the horizon are not expanded (`within_boundary`), which bounds
+//! the endlessly re-armed poll timers.
+//!
+//! Properties: every REP property is an `always` over the violations the
+//! world's property checker reported along the path. REP-6 (and the other
+//! end-of-run checks) are evaluated at quiet states: once the script is done
+//! and nothing is left to do, every host must equal the store. Liveness is
+//! not stateright's `eventually` (unsound at boundaries) but "sometimes
+//! converged" plus that check. Rare paths have `sometimes` properties so a
+//! test proves the checker reaches them.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use model::PropertyId;
+use serde::{Deserialize, Serialize};
+use stateright::{Model, Property};
+use vault::bugzoo::Bugs;
+use vault::host::HostConfig;
+use vault::interceptor::InterceptorMode;
+use vault::store::IdempotencyToken;
+use vault::types::{Content, SecretId, TenantId, VaultId};
+use vault::worker::{Operation, RequestId, WorkerConfig};
+
+use crate::scenario::{load_toml, parse_toml, Mode, ScenarioError};
+use crate::world::{Action, MessageId, NodeId, Payload, World, WorldConfig};
+
+const NS_PER_MS: u64 = 1_000_000;
+
+/// A bounded world to check exhaustively.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// The configuration's name.
+    pub name: String,
+    /// What it exercises.
+    #[serde(default)]
+    pub description: String,
+    /// Interceptor mode.
+    pub mode: Mode,
+    /// Control-plane workers.
+    pub workers: u32,
+    /// Data-plane hosts.
+    pub hosts: u32,
+    /// Tenancies; tenant `t` owns vault `t`, and secret `s` lives in vault `s % tenants`.
+    pub tenants: u32,
+    /// The clients' operations. A client sends its next operation once its
+    /// previous one was answered; different clients run concurrently.
+    pub script: Vec<ScriptStep>,
+    /// Fault budgets.
+    #[serde(default)]
+    pub budgets: Budgets,
+    /// Kinds of node that may crash: `worker`, `host`, `publisher`, `activator`.
+    #[serde(default = "default_crashable")]
+    pub crashable: Vec<String>,
+    /// States past this simulated time are not expanded, ms.
+    pub horizon_ms: u64,
+    /// Timings, ms.
+    #[serde(default)]
+    pub timings: Timings,
+}
+
+fn default_crashable() -> Vec<String> {
+    vec!["host".to_string()]
+}
+
+/// One client operation of a script.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScriptStep {
+    /// The client (its steps run in order).
+    pub client: u32,
+    /// `create`, `update`, `delete`, `schedule-deletion`, `remote-read` or `host-read`.
+    pub op: String,
+    /// The secret.
+    pub secret: u32,
+    /// The worker it is sent to (not for `host-read`).
+    #[serde(default)]
+    pub worker: u32,
+    /// The host it is sent to (`host-read` only).
+    #[serde(default)]
+    pub host: u32,
+}
+
+/// How many faults of each kind the checker may inject along one path.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Budgets {
+    /// Lost messages.
+    pub drops: u8,
+    /// Duplicated messages.
+    pub duplicates: u8,
+    /// Node crashes.
+    pub crashes: u8,
+    /// Node isolations.
+    pub partitions: u8,
+}
+
+/// Timer intervals of the checked world, in milliseconds.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Timings {
+    /// Host and activator poll interval.
+    pub poll_interval_ms: u64,
+    /// Publisher round interval.
+    pub publish_interval_ms: u64,
+    /// How long a worker, host, publisher or activator waits for a reply.
+    pub request_timeout_ms: u64,
+    /// Worker backoff after a conflict.
+    pub retry_delay_ms: u64,
+    /// Worker attempts per operation.
+    pub commit_attempts_max: u32,
+}
+
+impl Default for Timings {
+    fn default() -> Timings {
+        Timings {
+            poll_interval_ms: 10,
+            publish_interval_ms: 10,
+            request_timeout_ms: 30,
+            retry_delay_ms: 5,
+            commit_attempts_max: 3,
+        }
+    }
+}
+
+impl ModelConfig {
+    /// Reads and validates a model configuration file.
+    pub fn load(path: &Path) -> Result<ModelConfig, ScenarioError> {
+        load_toml(path, ModelConfig::validate)
+    }
+
+    /// Parses and validates model configuration `text`; `path` names it in errors.
+    pub fn parse(path: &Path, text: &str) -> Result<ModelConfig, ScenarioError> {
+        parse_toml(path, text, ModelConfig::validate)
+    }
+
+    fn validate(&self) -> Result<(), (String, String)> {
+        let fail = |field: &str, message: String| Err((field.to_string(), message));
+        if self.workers == 0 || self.hosts == 0 || self.tenants == 0 {
+            return fail("workers", "workers, hosts and tenants must each be at least 1".into());
+        }
+        for step in &self.script {
+            if operation_kinds().iter().all(|kind| *kind != step.op) {
+                return fail("script", format!("unknown op `{}`; one of {:?}", step.op, operation_kinds()));
+            }
+            if step.worker >= self.workers || step.host >= self.hosts {
+                return fail(
+                    "script",
+                    format!("step names worker {} or host {} beyond the topology", step.worker, step.host),
+                );
+            }
+        }
+        let kinds = ["worker", "host", "publisher", "activator"];
+        if let Some(kind) = self.crashable.iter().find(|kind| !kinds.contains(&kind.as_str())) {
+            return fail("crashable", format!("unknown kind `{kind}`; one of {kinds:?}"));
+        }
+        if self.horizon_ms == 0 {
+            return fail("horizon_ms", "must be at least 1".into());
+        }
+        let timings = &self.timings;
+        if timings.poll_interval_ms == 0 || timings.publish_interval_ms == 0 || timings.request_timeout_ms == 0 {
+            return fail("timings", "intervals and timeouts must be at least 1 ms".into());
+        }
+        if timings.commit_attempts_max == 0 {
+            return fail("timings.commit_attempts_max", "must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    /// The world the checker starts from.
+    pub fn world_config(&self, bugs: &Bugs) -> WorldConfig {
+        let mode = match self.mode {
+            Mode::Sync => InterceptorMode::Sync,
+            Mode::Async => InterceptorMode::Async,
+        };
+        let timings = &self.timings;
+        let worker = WorkerConfig {
+            mode,
+            commit_attempts_max: timings.commit_attempts_max,
+            retry_delay_ns: timings.retry_delay_ms * NS_PER_MS,
+            retry_delay_max_ns: timings.retry_delay_ms * NS_PER_MS * 4,
+            request_timeout_ns: timings.request_timeout_ms * NS_PER_MS,
+            queue_requests_max: 8,
+        };
+        let host = HostConfig {
+            poll_interval_ns: timings.poll_interval_ms * NS_PER_MS,
+            poll_events_max: 8,
+            pending_events_max: 16,
+            request_timeout_ns: timings.request_timeout_ms * NS_PER_MS,
+        };
+        WorldConfig {
+            workers: self.workers,
+            hosts: self.hosts,
+            vaults: (0..self.tenants).map(|tenant| (VaultId(tenant), TenantId(tenant))).collect(),
+            mode,
+            worker,
+            host,
+            publisher_batch_events_max: 4,
+            publish_interval_ns: timings.publish_interval_ms * NS_PER_MS,
+            activator_poll_interval_ns: timings.poll_interval_ms * NS_PER_MS,
+            bugs: bugs.clone(),
+        }
+    }
+
+    fn operation(&self, index: usize) -> Option<Operation> {
+        let step = &self.script[index];
+        let secret = SecretId(step.secret);
+        let content = Content::new(format!("{}:{index}", step.secret).as_bytes());
+        Some(match step.op.as_str() {
+            "create" => {
+                let vault = VaultId(step.secret % self.tenants);
+                Operation::CreateSecret { secret, vault, content, token: IdempotencyToken(index as u64) }
+            }
+            "update" => Operation::UpdateSecret { secret, content, expected: None },
+            "delete" => Operation::DeleteSecret { secret, expected: None },
+            "schedule-deletion" => Operation::ScheduleDeletion { secret },
+            "remote-read" => Operation::ReadSecret { secret },
+            _ => return None, // A host read is not a worker operation.
+        })
+    }
+}
+
+fn operation_kinds() -> [&'static str; 6] {
+    ["create", "update", "delete", "schedule-deletion", "remote-read", "host-read"]
+}
+
+/// Rare paths the checker must prove it reaches.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Marks {
+    /// A commit was refused with a conflict.
+    pub conflict: bool,
+    /// Two or more conflicts along one path (a conflict storm).
+    pub conflict_storm: bool,
+    /// A duplicated message was delivered and absorbed.
+    pub duplicate_absorbed: bool,
+    /// A host crashed after applying events but before its report reached the activator.
+    pub crash_between_apply_and_report: bool,
+}
+
+/// A state of the checked world.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct CheckState {
+    /// The world.
+    pub world: World,
+    /// Script steps issued, by index.
+    pub issued: Vec<bool>,
+    /// Fault budgets left.
+    pub budgets: Budgets,
+    /// Properties violated along the path.
+    pub violated: BTreeSet<PropertyId>,
+    /// Copies made by `Duplicate`, not yet delivered.
+    pub copies: BTreeSet<MessageId>,
+    /// Rare paths reached.
+    pub marks: Marks,
+}
+
+impl CheckState {
+    /// Whether every script step was issued and answered.
+    pub fn script_done(&self) -> bool {
+        self.issued.iter().enumerate().all(|(index, issued)| *issued && self.answered(index))
+    }
+
+    fn answered(&self, index: usize) -> bool {
+        let request = RequestId(index as u64);
+        self.world.history().get(&request).is_some_and(|record| record.answered.is_some())
+    }
+}
+
+/// The checked model: a configuration and its starting world.
+#[derive(Clone, Debug)]
+pub struct CheckModel {
+    /// The configuration.
+    pub config: ModelConfig,
+    /// Bug-zoo variants of the code being checked.
+    pub bugs: Bugs,
+    initial: World,
+}
+
+impl CheckModel {
+    /// The model of `config` running the real code with `bugs` switched on.
+    pub fn new(config: ModelConfig, bugs: Bugs) -> CheckModel {
+        let initial = World::new(config.world_config(&bugs));
+        CheckModel { config, bugs, initial }
+    }
+
+    /// The starting state.
+    pub fn initial_state(&self) -> CheckState {
+        CheckState {
+            world: self.initial.clone(),
+            issued: vec![false; self.config.script.len()],
+            budgets: self.config.budgets.clone(),
+            violated: BTreeSet::new(),
+            copies: BTreeSet::new(),
+            marks: Marks::default(),
+        }
+    }
+
+    /// The script steps that may be issued now: each client's first unissued
+    /// step, once its previous step was answered.
+    fn ready_steps(&self, state: &CheckState) -> Vec<usize> {
+        let clients: BTreeSet<u32> = self.config.script.iter().map(|step| step.client).collect();
+        let mut ready = Vec::new();
+        for client in clients {
+            let mine: Vec<usize> =
+                (0..self.config.script.len()).filter(|index| self.config.script[*index].client == client).collect();
+            let Some(position) = mine.iter().position(|index| !state.issued[*index]) else { continue };
+            let previous_answered = position == 0 || state.answered(mine[position - 1]);
+            if previous_answered {
+                ready.push(mine[position]);
+            }
+        }
+        ready
+    }
+
+    fn issue(&self, state: &CheckState, index: usize) -> Action {
+        let step = &self.config.script[index];
+        let request = RequestId(index as u64);
+        let at = state.world.now();
+        match self.config.operation(index) {
+            Some(operation) => Action::Submit { request, worker: step.worker, operation, at },
+            None => Action::Read { request, host: step.host, secret: SecretId(step.secret), at },
+        }
+    }
+
+    fn crashable(&self, node: NodeId) -> bool {
+        let kind = match node {
+            NodeId::Worker(_) => "worker",
+            NodeId::Host(_) => "host",
+            NodeId::Publisher(_) => "publisher",
+            NodeId::Activator => "activator",
+            NodeId::Store | NodeId::Client => return false,
+        };
+        self.config.crashable.iter().any(|crashable| crashable == kind)
+    }
+
+    fn allowed(&self, state: &CheckState, action: &Action) -> bool {
+        let budgets = &state.budgets;
+        match action {
+            Action::Drop(_) => budgets.drops > 0,
+            Action::Duplicate(id) => budgets.duplicates > 0 && !state.copies.contains(id),
+            Action::Crash(node) => budgets.crashes > 0 && self.crashable(*node),
+            Action::Isolate(_) => budgets.partitions > 0,
+            _ => true,
+        }
+    }
+
+    fn mark(state: &mut CheckState, action: &Action, before: &World) {
+        let conflicts = state.world.worker_stats().conflicts;
+        state.marks.conflict |= conflicts >= 1;
+        state.marks.conflict_storm |= conflicts >= 2;
+        match action {
+            Action::Deliver { message, .. } if state.copies.remove(message) => {
+                state.marks.duplicate_absorbed |= state.violated.is_empty();
+            }
+            Action::Crash(NodeId::Host(index)) => {
+                let report_in_flight = before.in_flight().values().any(|message| {
+                    message.from == NodeId::Host(*index) && matches!(message.payload, Payload::Applied { .. })
+                });
+                state.marks.crash_between_apply_and_report |= report_in_flight;
+            }
+            _ => {}
+        }
+    }
+}
+
+impl Model for CheckModel {
+    type State = CheckState;
+    type Action = Action;
+
+    fn init_states(&self) -> Vec<CheckState> {
+        vec![self.initial_state()]
+    }
+
+    fn actions(&self, state: &CheckState, actions: &mut Vec<Action>) {
+        for index in self.ready_steps(state) {
+            actions.push(self.issue(state, index));
+        }
+        actions.extend(state.world.actions().into_iter().filter(|action| self.allowed(state, action)));
+    }
+
+    fn next_state(&self, last: &CheckState, action: Action) -> Option<CheckState> {
+        let mut next = last.clone();
+        match &action {
+            Action::Submit { request, .. } | Action::Read { request, .. } => next.issued[request.0 as usize] = true,
+            Action::Drop(_) => next.budgets.drops -= 1,
+            Action::Duplicate(_) => next.budgets.duplicates -= 1,
+            Action::Crash(_) => next.budgets.crashes -= 1,
+            Action::Isolate(_) => next.budgets.partitions -= 1,
+            _ => {}
+        }
+        let report = next.world.step(&action);
+        if matches!(action, Action::Duplicate(_)) {
+            next.copies.extend(report.sent.iter().copied());
+        }
+        next.violated.extend(report.violations.iter().map(|violation| violation.property));
+        if next.script_done() && next.world.is_quiet() {
+            next.violated.extend(next.world.check_quiescent().iter().map(|violation| violation.property));
+        }
+        CheckModel::mark(&mut next, &action, &last.world);
+        Some(next)
+    }
+
+    fn properties(&self) -> Vec<Property<Self>> {
+        vec![
+            Property::always("REP-1", |_: &CheckModel, state: &CheckState| !state.violated.contains(&PropertyId::Rep1)),
+            Property::always("REP-2", |_: &CheckModel, state: &CheckState| !state.violated.contains(&PropertyId::Rep2)),
+            Property::always("REP-3", |_: &CheckModel, state: &CheckState| !state.violated.contains(&PropertyId::Rep3)),
+            Property::always("REP-4", |_: &CheckModel, state: &CheckState| !state.violated.contains(&PropertyId::Rep4)),
+            Property::always("REP-5", |_: &CheckModel, state: &CheckState| !state.violated.contains(&PropertyId::Rep5)),
+            Property::always("REP-6", |_: &CheckModel, state: &CheckState| !state.violated.contains(&PropertyId::Rep6)),
+            Property::always("REP-7", |_: &CheckModel, state: &CheckState| !state.violated.contains(&PropertyId::Rep7)),
+            Property::always("REP-8", |_: &CheckModel, state: &CheckState| !state.violated.contains(&PropertyId::Rep8)),
+            Property::always("REP-9", |_: &CheckModel, state: &CheckState| !state.violated.contains(&PropertyId::Rep9)),
+            Property::sometimes("converged", |_: &CheckModel, state: &CheckState| {
+                state.violated.is_empty() && state.script_done() && state.world.is_quiet()
+            }),
+            Property::sometimes("conflict", |_: &CheckModel, state: &CheckState| state.marks.conflict),
+            Property::sometimes("conflict storm", |_: &CheckModel, state: &CheckState| state.marks.conflict_storm),
+            Property::sometimes("duplicate absorbed", |_: &CheckModel, state: &CheckState| {
+                state.marks.duplicate_absorbed
+            }),
+            Property::sometimes("crash between apply and report", |_: &CheckModel, state: &CheckState| {
+                state.marks.crash_between_apply_and_report
+            }),
+        ]
+    }
+
+    fn within_boundary(&self, state: &CheckState) -> bool {
+        state.world.now().0 <= self.config.horizon_ms * NS_PER_MS
+    }
+}
+
+/// Which properties a configuration is expected to reach: the `always` ones
+/// and those `sometimes` ones whose fault budget makes them possible.
+pub fn expected_sometimes(config: &ModelConfig) -> Vec<&'static str> {
+    let mut expected = vec!["converged"];
+    if config.budgets.duplicates > 0 {
+        expected.push("duplicate absorbed");
+    }
+    if config.budgets.crashes > 0 && config.crashable.iter().any(|kind| kind == "host") {
+        expected.push("crash between apply and report");
+    }
+    expected
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,55 @@
+use super::*;
+use stateright::Checker;
+
+fn load(name: &str) -> ModelConfig {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../specs/models").join(format!("{name}.toml"));
+    ModelConfig::load(&path).expect("a shipped model configuration parses")
+}
+
+#[test]
+fn sync_one_host_converges_on_every_path() {
+    let checker = CheckModel::new(load("sync-one-host"), Bugs::none()).checker().spawn_dfs().join();
+    for property in PropertyId::ALL {
+        assert!(checker.discovery(property.as_str()).is_none(), "{property} violated");
+    }
+    let converged = checker.discovery("converged").expect("some path converges");
+    assert!(converged.last_state().script_done());
+    // Models pin their numbers: a change to the state space shows in review.
+    assert_eq!(checker.unique_state_count(), 7_920);
+}
+
+#[test]
+fn a_script_step_waits_for_the_previous_answer_of_its_client() {
+    let mut config = load("sync-one-host");
+    config.script.push(ScriptStep { client: 0, op: "update".into(), secret: 0, worker: 0, host: 0 });
+    config.script.push(ScriptStep { client: 1, op: "host-read".into(), secret: 0, worker: 0, host: 0 });
+    let model = CheckModel::new(config, Bugs::none());
+    let state = model.initial_state();
+    // Client 0's create and client 1's read are ready; client 0's update is not.
+    assert_eq!(model.ready_steps(&state), vec![0, 2]);
+}
+
+#[test]
+fn budgets_gate_faults() {
+    let model = CheckModel::new(load("sync-one-host"), Bugs::none());
+    let state = model.initial_state();
+    let mut actions = Vec::new();
+    model.actions(&state, &mut actions);
+    assert!(!actions.iter().any(|action| matches!(action, Action::Crash(_) | Action::Drop(_) | Action::Isolate(_))));
+    let mut config = load("sync-one-host");
+    config.budgets.crashes = 1;
+    let model = CheckModel::new(config, Bugs::none());
+    let mut actions = Vec::new();
+    model.actions(&model.initial_state(), &mut actions);
+    assert!(actions.contains(&Action::Crash(NodeId::Host(0))));
+    assert!(!actions.contains(&Action::Crash(NodeId::Worker(0))), "only hosts are crashable by default");
+}
+
+#[test]
+fn a_broken_model_configuration_names_its_field() {
+    let text = "name = \"x\"\nmode = \"sync\"\nworkers = 1\nhosts = 1\ntenants = 1\nhorizon_ms = 5\nscript = [{ client = 0, op = \"explode\", secret = 0 }]\n";
+    let error = ModelConfig::parse(std::path::Path::new("specs/models/x.toml"), text).unwrap_err();
+    assert_eq!(error.field.as_deref(), Some("script"), "{error}");
+    assert_eq!(error.line, Some(7), "{error}");
+    assert!(error.message.contains("explode"), "{error}");
+}
