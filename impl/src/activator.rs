@@ -38,7 +38,8 @@ pub struct ActivatorConfig {
     pub poll_interval_ns: u64,
     /// Most events asked per partition in one poll.
     pub poll_events_max: usize,
-    /// Most secrets waiting for activation; the log is not read further while full.
+    /// Most secrets waiting for activation; a poll asks for no more events than
+    /// there is room for, and the log is not read further while full.
     pub waiting_secrets_max: usize,
     /// How long to wait for a store reply.
     pub request_timeout_ns: u64,
@@ -86,7 +87,10 @@ struct Waiting {
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 enum Step {
     Idle,
-    Poll,
+    /// Polling the log for at most `limit` events per partition.
+    Poll {
+        limit: usize,
+    },
     /// Reading the secret (and the head, in sync mode) before activating.
     Read(SecretId),
     Commit(SecretId),
@@ -170,6 +174,8 @@ impl Activator {
     pub fn on_timer(&mut self, now: Time) {
         if let Some((_, abandon_at)) = self.in_flight {
             if now < abandon_at {
+                // Woken early: the fired timer is gone, so arm the abandon deadline again.
+                self.outputs.push_back(ActivatorOutput::Timer { deadline: abandon_at });
                 return;
             }
             self.in_flight = None;
@@ -192,9 +198,9 @@ impl Activator {
         self.in_flight = None;
         let step = std::mem::replace(&mut self.step, Step::Idle);
         match (step, reply) {
-            (Step::Poll, StoreReply::Poll(events)) => {
+            (Step::Poll { limit }, StoreReply::Poll(events)) => {
                 self.on_events(&events);
-                self.round_after_poll(now, &events);
+                self.round_after_poll(now, limit, &events);
             }
             (Step::Read(secret), StoreReply::Read(entries)) => self.on_secret_read(now, secret, &entries),
             (Step::Commit(secret), StoreReply::Commit(outcome)) => {
@@ -210,28 +216,52 @@ impl Activator {
         self.check_invariants();
     }
 
-    /// Learns `Creating` versions from log events (in partition order).
+    /// Learns `Creating` versions from log events, in order within each
+    /// partition and taking the partitions in turns, so that when room runs out
+    /// one partition's creates do not crowd out another's.
     fn on_events(&mut self, events: &[LogEvent]) {
+        let mut partitions: BTreeMap<TenantId, Vec<&LogEvent>> = BTreeMap::new();
         for event in events {
-            let tenant = event.tenant();
-            let cursor = self.cursors.entry(tenant).or_default();
-            if event.seq != cursor.next() {
-                continue; // A duplicate or a gap: the next poll re-reads it.
-            }
-            *cursor = event.seq;
-            let secret = event.mutation.secret;
-            let record = &event.mutation.record;
-            if record.lifecycle == Lifecycle::Creating {
-                let waiting = Waiting { tenant, version: record.version, seq: event.seq };
-                self.waiting.insert(secret, waiting);
-            } else {
-                self.waiting.remove(&secret);
+            partitions.entry(event.tenant()).or_default().push(event);
+        }
+        let longest = partitions.values().map(Vec::len).max().unwrap_or(0);
+        for index in 0..longest {
+            for partition in partitions.values() {
+                if let Some(event) = partition.get(index) {
+                    self.on_event(event);
+                }
             }
         }
+        assert!(self.waiting.len() <= self.config.waiting_secrets_max, "waiting over its bound after a poll");
     }
 
-    fn round_after_poll(&mut self, now: Time, events: &[LogEvent]) {
-        let full = events.len() >= self.config.poll_events_max;
+    /// Reads one event if it is the next of its partition. With
+    /// `waiting_secrets_max` secrets waiting, an event that would add one more is
+    /// left unread: the cursor stays before it, so the rest of its partition is
+    /// skipped as a gap, and a poll after an activation reads it again.
+    fn on_event(&mut self, event: &LogEvent) {
+        let tenant = event.tenant();
+        let cursor = self.cursors.entry(tenant).or_default();
+        if event.seq != cursor.next() {
+            return; // A duplicate or a gap: the next poll re-reads it.
+        }
+        let secret = event.mutation.secret;
+        let record = &event.mutation.record;
+        if record.lifecycle == Lifecycle::Creating {
+            let full = self.waiting.len() >= self.config.waiting_secrets_max;
+            if full && !self.waiting.contains_key(&secret) {
+                return; // No room to remember it: leave it unread.
+            }
+            let waiting = Waiting { tenant, version: record.version, seq: event.seq };
+            self.waiting.insert(secret, waiting);
+        } else {
+            self.waiting.remove(&secret);
+        }
+        *cursor = event.seq;
+    }
+
+    fn round_after_poll(&mut self, now: Time, limit: usize, events: &[LogEvent]) {
+        let full = events.len() >= limit;
         if full && self.waiting.len() < self.config.waiting_secrets_max {
             self.next_round = now; // Behind: keep reading.
         }
@@ -250,11 +280,15 @@ impl Activator {
         }
         if now >= self.next_round && self.waiting.len() < self.config.waiting_secrets_max {
             self.next_round = now.plus_ns(self.config.poll_interval_ns);
+            // Every event read may add a waiting secret: ask for no more than fit.
+            let room = self.config.waiting_secrets_max - self.waiting.len();
+            let limit = self.config.poll_events_max.min(room);
+            assert!(limit > 0, "a poll asks for at least one event");
             let request = StoreRequest::Poll {
                 cursors: self.cursors.iter().map(|(tenant, seq)| (*tenant, *seq)).collect(),
-                limit_per_partition: self.config.poll_events_max,
+                limit_per_partition: limit,
             };
-            self.send(now, Step::Poll, request);
+            self.send(now, Step::Poll { limit }, request);
             return;
         }
         self.next_round = self.next_round.max(now.plus_ns(self.config.poll_interval_ns));
@@ -323,6 +357,7 @@ impl Activator {
             "a request is outstanding exactly when a step is in progress"
         );
         assert!(self.live.iter().all(|host| self.config.hosts.contains(host)), "live host of another cell");
+        assert!(self.waiting.len() <= self.config.waiting_secrets_max, "waiting over its bound");
         for (secret, waiting) in &self.waiting {
             let cursor = self.cursors.get(&waiting.tenant).copied().unwrap_or(Seq::ZERO);
             assert!(waiting.seq <= cursor, "{secret} waits on an event not yet read");

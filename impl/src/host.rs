@@ -213,6 +213,8 @@ impl Host {
     pub fn on_timer(&mut self, now: Time) {
         if let Some((_, abandon_at)) = self.poll_in_flight {
             if now < abandon_at {
+                // Woken early: the fired timer is gone, so arm the abandon deadline again.
+                self.outputs.push_back(HostOutput::Timer { deadline: abandon_at });
                 return;
             }
             self.poll_in_flight = None;

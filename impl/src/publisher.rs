@@ -126,6 +126,8 @@ impl Publisher {
     pub fn on_timer(&mut self, now: Time) {
         if let Some((_, abandon_at)) = self.in_flight {
             if now < abandon_at {
+                // Woken early: the fired timer is gone, so arm the abandon deadline again.
+                self.outputs.push_back(PublisherOutput::Timer { deadline: abandon_at });
                 return;
             }
             // A timed-out commit may still land; the next round's versions

@@ -208,6 +208,13 @@ pub struct SecretRecord {
 }
 
 impl SecretRecord {
+    /// Whether the record has a legal shape: a version, and content exactly
+    /// when not deleted. [`SecretRecord::check_invariants`] asserts the same rules;
+    /// this answers them as a value, for records that come from outside.
+    pub fn is_well_formed(&self) -> bool {
+        self.version > Version::ABSENT && self.content.is_none() == (self.lifecycle == Lifecycle::Deleted)
+    }
+
     /// Asserts the shape invariants of a record.
     pub fn check_invariants(&self) {
         assert!(self.version > Version::ABSENT, "a stored record has a version");

@@ -81,7 +81,8 @@ pub enum Operation {
         /// The version the caller last saw, if it wants check-and-set.
         expected: Option<Version>,
     },
-    /// Reads a secret from the remote store.
+    /// Reads a secret from the remote store; refused with
+    /// [`ClientError::InvalidState`] while its deletion is pending.
     ReadSecret {
         /// The secret.
         secret: SecretId,
@@ -313,9 +314,13 @@ impl Worker {
 
     /// The timer armed by the last `Timer` output may have expired.
     pub fn on_timer(&mut self, now: Time) {
-        let Some(attempt) = &self.current else { return };
+        let Some(attempt) = &self.current else { return }; // Idle: no timer is needed.
         if now < attempt.deadline {
-            return; // Early or stale wake-up.
+            // Early or stale wake-up (a store step or a backoff): the fired timer
+            // is gone, so arm the current deadline again.
+            let deadline = attempt.deadline;
+            self.outputs.push_back(WorkerOutput::Timer { deadline });
+            return;
         }
         match attempt.step {
             Step::Backoff => self.begin_attempt(now),
@@ -544,6 +549,10 @@ fn decide(operation: &Operation, read: &[ReadEntry]) -> Result<Decision, ClientE
         }
         Operation::ReadSecret { .. } => {
             let current = live_secret(&read[0], None)?;
+            if current.lifecycle == Lifecycle::PendingDeletion {
+                // Reads are refused while the deletion is pending; the content is kept.
+                return Err(ClientError::InvalidState(current.lifecycle));
+            }
             Ok(Decision::Answer(Done::Read(current.clone())))
         }
     }

@@ -3,7 +3,8 @@
 //! Random sequences of transactions (reads with the current version, an earlier
 //! version or a made-up stale one; puts and deletes of vaults, secrets, tokens,
 //! bookmarks and config; log appends; outbox rows and their deletion; a few
-//! malformed writes) interleaved with reads, scans, outbox reads and polls run
+//! malformed writes and records) interleaved with reads, scans (zero limits and
+//! resume keys of other tables included), outbox reads and polls run
 //! against `vault::store::Store` and against `Reference`, a map of key to
 //! (version, value) plus one event list per partition, written here without the
 //! engine's code. After every step both must agree on the reply, on every table
@@ -81,6 +82,12 @@ impl Reference {
                 | Write::Delete(key @ Key::LogHead(_))
                 | Write::Put(key @ Key::Outbox(_), _) => Some(InvalidWrite::ReservedKey(*key)),
                 Write::Put(key, value) if !value_fits(key, value) => Some(InvalidWrite::ValueTableMismatch(*key)),
+                Write::Put(Key::Secret(secret), Value::Secret(record)) if !record_shape_holds(record) => {
+                    Some(InvalidWrite::MalformedRecord(*secret))
+                }
+                Write::Append(mutation) | Write::Outbox(mutation) if !record_shape_holds(&mutation.record) => {
+                    Some(InvalidWrite::MalformedRecord(mutation.secret))
+                }
                 _ => None,
             };
             if let Some(malformed) = malformed {
@@ -127,6 +134,9 @@ impl Reference {
     }
 
     fn scan(&self, table: Table, after: Option<Key>, limit: usize) -> ScanPage {
+        if limit == 0 {
+            return ScanPage { rows: Vec::new(), resume_after: after };
+        }
         let mut rows: Vec<ReadEntry> = self
             .entries
             .keys()
@@ -195,6 +205,13 @@ fn value_fits(key: &Key, value: &Value) -> bool {
             | (Key::Bookmark(_), Value::Bookmark(_))
             | (Key::Config(_), Value::Config(_))
     )
+}
+
+/// Whether a secret record has a version, and content exactly when it is not deleted.
+fn record_shape_holds(record: &SecretRecord) -> bool {
+    let deleted = record.lifecycle == Lifecycle::Deleted;
+    let has_content = record.content.is_some();
+    record.version.0 >= 1 && deleted != has_content
 }
 
 /// A key named by table and index; outbox keys pick among the rows present.
@@ -366,11 +383,25 @@ fn build_transaction(
 /// One step of a generated run.
 #[derive(Clone, Debug)]
 enum Step {
-    Commit { reads: Vec<(KeyChoice, VersionChoice)>, writes: Vec<WriteChoice> },
+    Commit {
+        reads: Vec<(KeyChoice, VersionChoice)>,
+        writes: Vec<WriteChoice>,
+    },
     Read(Vec<KeyChoice>),
-    Scan { table: Table, after: Option<u32>, limit: usize },
-    ReadOutbox { tenant: u32, limit: usize },
-    Poll { cursors: BTreeMap<u32, u64>, limit: usize },
+    /// `after` names a key of the scanned table, or (`Some` table) of any table.
+    Scan {
+        table: Table,
+        after: Option<(Option<Table>, u32)>,
+        limit: usize,
+    },
+    ReadOutbox {
+        tenant: u32,
+        limit: usize,
+    },
+    Poll {
+        cursors: BTreeMap<u32, u64>,
+        limit: usize,
+    },
 }
 
 fn table() -> impl Strategy<Value = Table> {
@@ -416,6 +447,11 @@ fn malformed_write() -> impl Strategy<Value = Write> {
         let head = Key::LogHead(TenantId(tenant));
         let outbox = Key::Outbox(OutboxKey::first_of(TenantId(tenant)));
         let mutation = Mutation { secret: SecretId(secret), record: record(tenant, 1, Lifecycle::Active) };
+        let deleted_with_content =
+            SecretRecord { content: Some(Content::new(b"kept")), ..record(tenant, 2, Lifecycle::Deleted) };
+        let live_without_content = SecretRecord { content: None, ..record(tenant, 2, Lifecycle::Creating) };
+        let without_version = record(tenant, 0, Lifecycle::Active);
+        let bad = |record: &SecretRecord| Mutation { secret: SecretId(secret), record: record.clone() };
         proptest::sample::select(vec![
             Write::Put(head, Value::LogHead(Seq(1))),
             Write::Delete(head),
@@ -423,6 +459,10 @@ fn malformed_write() -> impl Strategy<Value = Write> {
             Write::Put(Key::Secret(SecretId(secret)), Value::Bookmark(1)),
             Write::Put(Key::Vault(VaultId(secret)), Value::Secret(record(tenant, 1, Lifecycle::Deleted))),
             Write::Put(Key::Config(ConfigId(secret)), Value::LogHead(Seq(1))),
+            Write::Put(Key::Secret(SecretId(secret)), Value::Secret(deleted_with_content.clone())),
+            Write::Append(bad(&live_without_content)),
+            Write::Outbox(bad(&without_version)),
+            Write::Append(bad(&deleted_with_content)),
         ])
     })
 }
@@ -451,7 +491,7 @@ fn step() -> impl Strategy<Value = Step> {
         8 => (vec((key_choice(), version_choice()), 0..4), vec(write_choice(), 0..5))
             .prop_map(|(reads, writes)| Step::Commit { reads, writes }),
         1 => vec(key_choice(), 1..4).prop_map(Step::Read),
-        1 => (table(), proptest::option::of(0..8u32), 1..5usize)
+        1 => (table(), proptest::option::of((proptest::option::weighted(0.25, table()), 0..8u32)), 0..5usize)
             .prop_map(|(table, after, limit)| Step::Scan { table, after, limit }),
         1 => (0..TENANTS, 0..4usize).prop_map(|(tenant, limit)| Step::ReadOutbox { tenant, limit }),
         1 => (btree_map(0..TENANTS, 0..6u64, 0..3), 0..4usize).prop_map(|(cursors, limit)| Step::Poll { cursors, limit }),
@@ -476,7 +516,8 @@ fn run_step(store: &mut Store, reference: &mut Reference, step: &Step) -> (Store
             (StoreRequest::Read { keys }, expected)
         }
         Step::Scan { table, after, limit } => {
-            let after = after.map(|index| KeyChoice { table: *table, index }.resolve(reference));
+            let after =
+                after.map(|(other, index)| KeyChoice { table: other.unwrap_or(*table), index }.resolve(reference));
             let expected = StoreReply::Scan(reference.scan(*table, after, *limit));
             (StoreRequest::Scan { table: *table, after, limit: *limit }, expected)
         }

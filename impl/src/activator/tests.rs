@@ -56,8 +56,13 @@ impl Cell {
     /// Commits `secret` at `version` in `lifecycle` and appends its event
     /// (as a sync-mode worker, or a publisher, does).
     fn mutate(&mut self, secret: SecretId, version: u64, lifecycle: Lifecycle) -> Seq {
+        self.mutate_in(T1, secret, version, lifecycle)
+    }
+
+    /// [`Cell::mutate`] in `tenant`'s partition.
+    fn mutate_in(&mut self, tenant: TenantId, secret: SecretId, version: u64, lifecycle: Lifecycle) -> Seq {
         let record = SecretRecord {
-            tenant: T1,
+            tenant,
             vault: VaultId(1),
             version: Version(version),
             lifecycle,
@@ -203,4 +208,75 @@ fn async_activation_writes_an_outbox_row_not_an_event() {
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].value, Some(Value::Outbox(Mutation { secret: S1, record: active })));
     assert_eq!(cell.activator.activated(), 1);
+}
+
+#[test]
+fn woken_early_with_a_request_outstanding_rearms_the_abandon_deadline() {
+    // Postmortem: `on_timer` returned without a `Timer` output when woken before
+    // an outstanding request's abandon deadline; the caller had already deleted
+    // the fired timer, so a lost reply left the activator with no timer, stuck forever.
+    let config = ActivatorConfig::new(vec![H1, H2], InterceptorMode::Sync);
+    let timeout_ns = config.request_timeout_ns;
+    let mut activator = Activator::new(config, Time::ZERO);
+    assert_eq!(activator.poll_output(), Some(ActivatorOutput::Timer { deadline: Time::ZERO }));
+    activator.on_timer(Time::ZERO);
+    let outputs: Vec<ActivatorOutput> = std::iter::from_fn(|| activator.poll_output()).collect();
+    assert!(matches!(outputs[..], [ActivatorOutput::Store { request: StoreRequest::Poll { .. }, .. }, _]));
+
+    activator.on_timer(Time(1));
+    let outputs: Vec<ActivatorOutput> = std::iter::from_fn(|| activator.poll_output()).collect();
+    assert_eq!(outputs, vec![ActivatorOutput::Timer { deadline: Time(timeout_ns) }]);
+    activator.check_invariants();
+}
+
+#[test]
+fn waiting_secrets_stay_within_their_bound_and_every_secret_is_activated() {
+    // Postmortem: `waiting_secrets_max` only gated whether to poll; one poll
+    // remembered every `Creating` event it returned (up to `poll_events_max` per
+    // partition), so the waiting set grew past its bound.
+    let t2 = TenantId(2);
+    let mut config = ActivatorConfig::new(vec![H1, H2], InterceptorMode::Sync);
+    config.waiting_secrets_max = 2;
+    let interval_ns = config.poll_interval_ns;
+    let mut cell =
+        Cell { activator: Activator::new(config, Time::ZERO), store: Store::new(), now: Time::ZERO, interval_ns };
+    let mut secrets = Vec::new();
+    for (tenant, first) in [(T1, 1), (t2, 11)] {
+        for secret in (first..first + 5).map(SecretId) {
+            let seq = cell.mutate_in(tenant, secret, 1, Lifecycle::Creating);
+            for host in [H1, H2] {
+                cell.activator.on_host_applied(host, &[(tenant, seq)]);
+            }
+            secrets.push(secret);
+        }
+    }
+
+    // The poll asks for no more events than there is room for.
+    assert_eq!(cell.activator.poll_output(), Some(ActivatorOutput::Timer { deadline: Time::ZERO }));
+    cell.activator.on_timer(Time::ZERO);
+    let Some(ActivatorOutput::Store { tag, request }) = cell.activator.poll_output() else {
+        panic!("a poll first");
+    };
+    assert_eq!(request, StoreRequest::Poll { cursors: Vec::new(), limit_per_partition: 2 });
+    // Two events of each partition come back: the partitions take turns, and
+    // the rest is left unread.
+    let reply = cell.store.on_request(request);
+    cell.activator.on_store_reply(Time::ZERO, tag, reply);
+    assert_eq!(cell.activator.cursors, BTreeMap::from([(T1, Seq(1)), (t2, Seq(1))]));
+    assert!(cell.activator.waiting.len() <= 2);
+
+    let mut rounds = 0;
+    while cell.activator.activated() < secrets.len() as u64 {
+        rounds += 1;
+        assert!(rounds <= 50, "activation stalled: {} of {}", cell.activator.activated(), secrets.len());
+        cell.now = cell.now.plus_ns(interval_ns);
+        cell.tick();
+        assert!(cell.activator.waiting.len() <= 2, "waiting over its bound");
+    }
+    for secret in secrets {
+        assert_eq!(cell.lifecycle(secret), (Version(2), Lifecycle::Active), "{secret}");
+    }
+    cell.run(3);
+    assert!(cell.activator.waiting.is_empty());
+    assert_eq!(cell.activator.activated(), 10, "activated once each");
 }

@@ -247,7 +247,8 @@ fn poll_timeout_polls_again_and_the_late_reply_is_ignored() {
     let (old_tag, old_request) = store_request(&drain(&mut host));
 
     host.on_timer(Time(timeout_ns - 1));
-    assert_eq!(drain(&mut host), Vec::new(), "the poll has not timed out yet");
+    let rearmed = vec![HostOutput::Timer { deadline: Time(timeout_ns) }];
+    assert_eq!(drain(&mut host), rearmed, "the poll has not timed out yet: only the timer is re-armed");
     host.on_timer(Time(timeout_ns));
     let (new_tag, new_request) = store_request(&drain(&mut host));
     assert_ne!(new_tag, old_tag);
@@ -265,4 +266,25 @@ fn poll_timeout_polls_again_and_the_late_reply_is_ignored() {
     host.on_store_reply(Time(timeout_ns + 3), new_tag, StoreReply::Poll(Vec::new()));
     drain(&mut host);
     assert_eq!(host.durable().cursor(T1), Seq(2));
+}
+
+#[test]
+fn woken_early_with_a_poll_outstanding_rearms_the_abandon_deadline() {
+    // Postmortem: `on_timer` returned without a `Timer` output when woken before
+    // an outstanding poll's abandon deadline; the caller had already deleted the
+    // fired timer, so a lost poll reply left the host with no timer, stuck forever.
+    let config = HostConfig::default();
+    let timeout_ns = config.request_timeout_ns;
+    let mut host = Host::new(H1, config, Time::ZERO);
+    host.on_timer(Time::ZERO);
+    let (tag, _) = store_request(&drain(&mut host));
+
+    for early in [Time(1), Time(timeout_ns - 1)] {
+        host.on_timer(early);
+        assert_eq!(drain(&mut host), vec![HostOutput::Timer { deadline: Time(timeout_ns) }], "woken at {early:?}");
+    }
+    // The re-armed deadline still abandons the poll and polls again.
+    host.on_timer(Time(timeout_ns));
+    let (retry_tag, _) = store_request(&drain(&mut host));
+    assert_ne!(retry_tag, tag);
 }

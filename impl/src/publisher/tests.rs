@@ -237,7 +237,8 @@ fn a_lost_commit_reply_times_out_and_the_next_round_finds_the_rows_gone() {
     let late_reply = store.on_request(commit); // Lands, but the reply is slow.
 
     publisher.on_timer(Time(timeout_ns - 1));
-    assert_eq!(drain(&mut publisher), Vec::new(), "not timed out yet");
+    let rearmed = vec![PublisherOutput::Timer { deadline: Time(timeout_ns) }];
+    assert_eq!(drain(&mut publisher), rearmed, "not timed out yet: only the timer is re-armed");
     let (commits, _) = round(&mut publisher, &mut store, Time(timeout_ns));
     assert_eq!(commits, Vec::<usize>::new(), "the outbox is empty: nothing to publish again");
     publisher.on_store_reply(Time(timeout_ns + 1), commit_tag, late_reply);
@@ -245,4 +246,26 @@ fn a_lost_commit_reply_times_out_and_the_next_round_finds_the_rows_gone() {
     publisher.check_invariants();
     assert_eq!(log(&store, T1), rows.to_vec());
     assert_eq!(publisher.stats().published, 0, "the publisher never learned of its commit");
+}
+
+#[test]
+fn woken_early_with_a_request_outstanding_rearms_the_abandon_deadline() {
+    // Postmortem: `on_timer` returned without a `Timer` output when woken before
+    // an outstanding request's abandon deadline; the caller had already deleted
+    // the fired timer, so a lost reply left the publisher with no timer, stuck forever.
+    let mut store = Store::new();
+    insert(&mut store, &[mutation(T1, 1, 1)]);
+    let config = PublisherConfig::new(T1);
+    let timeout_ns = config.request_timeout_ns;
+    let mut publisher = Publisher::new(config, Time::ZERO);
+    let read = request_on_timer(&mut publisher, Time::ZERO);
+    publisher.on_timer(Time(1));
+    assert_eq!(drain(&mut publisher), vec![PublisherOutput::Timer { deadline: Time(timeout_ns) }]);
+
+    // The same while the commit is outstanding.
+    let commit = answer(&mut publisher, &mut store, Time(2), read).expect("a commit");
+    assert!(matches!(commit.1, StoreRequest::Commit(_)));
+    publisher.on_timer(Time(3));
+    assert_eq!(drain(&mut publisher), vec![PublisherOutput::Timer { deadline: Time(2 + timeout_ns) }]);
+    publisher.check_invariants();
 }

@@ -230,6 +230,9 @@ pub enum InvalidWrite {
     UnknownPartition(TenantId),
     /// An `Append` past the shared store's fixed partition capacity.
     PartitionFull(TenantId),
+    /// A secret record (put, appended or written to the outbox) without a version,
+    /// or whose content is present when deleted or absent when not.
+    MalformedRecord(SecretId),
 }
 
 /// One key as read: its version and value (`None` when absent).
@@ -248,7 +251,8 @@ pub struct ReadEntry {
 pub struct ScanPage {
     /// Present keys in key order.
     pub rows: Vec<ReadEntry>,
-    /// Where to resume (exclusive), or `None` when the table is exhausted.
+    /// Where to resume (exclusive), or `None` when the table is exhausted; a
+    /// zero-limit page echoes the request's `after` instead (see [`Store::scan`]).
     pub resume_after: Option<Key>,
 }
 
@@ -266,9 +270,10 @@ pub enum StoreRequest {
     Scan {
         /// Table to scan.
         table: Table,
-        /// Resume key (exclusive); `None` to start at the beginning.
+        /// Resume key (exclusive); `None` to start at the beginning. A key of
+        /// another table is placed in key order (see [`Store::scan`]).
         after: Option<Key>,
-        /// Page size.
+        /// Page size; zero reads nothing and echoes `after`.
         limit: usize,
     },
     /// Reads a partition's head and its first outbox rows, in commit order.
@@ -409,10 +414,18 @@ impl Store {
             }
             Write::Put(key, _) if key.table() == Table::Outbox => Some(InvalidWrite::ReservedKey(*key)),
             Write::Put(key, value) if key.table() != value.table() => Some(InvalidWrite::ValueTableMismatch(*key)),
+            Write::Put(Key::Secret(secret), Value::Secret(record)) if !record.is_well_formed() => {
+                Some(InvalidWrite::MalformedRecord(*secret))
+            }
+            Write::Append(mutation) | Write::Outbox(mutation) if !mutation.record.is_well_formed() => {
+                Some(InvalidWrite::MalformedRecord(mutation.secret))
+            }
             _ => None,
         })
     }
 
+    /// Applies one write of a transaction that passed `commit_validate_shape`:
+    /// its records are well formed, so the checks here are our own invariants.
     fn commit_apply(&mut self, commit: CommitSeq, write: &Write, appended: &mut Vec<(TenantId, Seq)>) {
         match write {
             Write::Put(key, value) => {
@@ -449,14 +462,20 @@ impl Store {
     }
 
     /// Scans `table` in key order after `after` (exclusive), at most `limit` rows.
+    ///
+    /// Total on every input, since requests come from peers. A resume key of
+    /// another table is placed in key order like any key (tables sort in
+    /// [`Table`] order): one of an earlier table scans `table` from its start,
+    /// one of a later table finds nothing. A zero limit reads nothing: the page is
+    /// empty and `resume_after` is `after`, so the caller resumes where it was.
     pub fn scan(&self, table: Table, after: Option<Key>, limit: usize) -> ScanPage {
-        assert!(limit > 0, "a scan page holds at least one row");
-        if let Some(after) = &after {
-            assert_eq!(after.table(), table, "resume key from another table");
+        if limit == 0 {
+            return ScanPage { rows: Vec::new(), resume_after: after };
         }
+        let first = Key::first_of(table);
         let start = match after {
-            Some(after) => Bound::Excluded(after),
-            None => Bound::Included(Key::first_of(table)),
+            Some(after) if after >= first => Bound::Excluded(after),
+            Some(_) | None => Bound::Included(first),
         };
         let mut rows = Vec::new();
         let mut more = false;

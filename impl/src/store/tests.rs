@@ -298,9 +298,31 @@ fn scan_stops_at_the_table_boundary() {
 }
 
 #[test]
-#[should_panic(expected = "resume key from another table")]
-fn scan_with_a_resume_key_of_another_table_is_a_bug() {
-    store_with_secrets(1).scan(Table::Vaults, Some(Key::Secret(SecretId(0))), 1);
+fn scan_is_total_on_a_zero_limit_and_a_resume_key_of_another_table() {
+    // Postmortem: `scan` asserted `limit > 0` and a resume key of the scanned
+    // table, so a peer's malformed `StoreRequest::Scan` panicked the store.
+    let mut store = store_with_secrets(3);
+    let secret = |id| Key::Secret(SecretId(id));
+    let scan =
+        |store: &mut Store, table, after, limit| match store.on_request(StoreRequest::Scan { table, after, limit }) {
+            StoreReply::Scan(page) => page,
+            other => panic!("a scan answers with a page, not {other:?}"),
+        };
+    // A zero limit reads nothing and leaves the caller where it was.
+    assert_eq!(
+        scan(&mut store, Table::Secrets, Some(secret(0)), 0),
+        ScanPage { rows: vec![], resume_after: Some(secret(0)) }
+    );
+    assert_eq!(scan(&mut store, Table::Secrets, None, 0), ScanPage { rows: vec![], resume_after: None });
+    // A resume key of an earlier table scans from the start, of a later one finds nothing.
+    let from_vault = scan(&mut store, Table::Secrets, Some(Key::Vault(VaultId(9))), 2);
+    assert_eq!(from_vault.rows.iter().map(|row| row.key).collect::<Vec<_>>(), vec![secret(0), secret(1)]);
+    assert_eq!(from_vault.resume_after, Some(secret(1)));
+    let from_token = scan(&mut store, Table::Secrets, Some(Key::Token(IdempotencyToken(0))), 2);
+    assert_eq!(from_token, ScanPage { rows: vec![], resume_after: None });
+    let from_secret = scan(&mut store, Table::Vaults, Some(secret(0)), 2);
+    assert_eq!(from_secret, ScanPage { rows: vec![], resume_after: None });
+    store.check_invariants();
 }
 
 fn store_with_log() -> Store {
@@ -383,11 +405,40 @@ fn read_request_answers_in_request_order() {
 }
 
 #[test]
-#[should_panic(expected = "content is absent exactly when the secret is deleted")]
-fn committing_a_malformed_record_is_a_bug() {
-    let mut bad = record(TENANT, 1);
-    bad.lifecycle = Lifecycle::Deleted;
-    Store::new().commit(&transaction(vec![], vec![Write::Append(Mutation { secret: SecretId(1), record: bad })]));
+fn committing_a_malformed_record_is_invalid_and_writes_nothing() {
+    // Postmortem: a put, append or outbox row whose record had content while
+    // deleted, no content while live, or version 0 reached `commit_apply`, whose
+    // record check panicked the store on a peer's malformed transaction.
+    let mut store = Store::new();
+    commit_ok(&mut store, transaction(vec![], vec![put_secret(1, 1), Write::Append(mutation(TENANT, 1, 1))]));
+    let before = store.clone();
+    let deleted_with_content = SecretRecord { lifecycle: Lifecycle::Deleted, ..record(TENANT, 2) };
+    let live_without_content = SecretRecord { content: None, ..record(TENANT, 2) };
+    let without_version = SecretRecord { version: Version::ABSENT, ..record(TENANT, 2) };
+    for bad in [deleted_with_content, live_without_content, without_version] {
+        assert!(!bad.is_well_formed(), "{bad:?}");
+        let secret = SecretId(7);
+        let writes = [
+            Write::Put(Key::Secret(secret), Value::Secret(bad.clone())),
+            Write::Append(Mutation { secret, record: bad.clone() }),
+            Write::Outbox(Mutation { secret, record: bad.clone() }),
+        ];
+        for write in writes {
+            let good_first = vec![put_secret(2, 1), Write::Append(mutation(TENANT, 3, 1)), write.clone()];
+            let outcome = store.on_request(StoreRequest::Commit(transaction(vec![], good_first)));
+            let expected = StoreReply::Commit(CommitOutcome::Invalid(InvalidWrite::MalformedRecord(secret)));
+            assert_eq!(outcome, expected, "for {write:?}");
+            assert_eq!(store, before, "an invalid commit writes nothing ({write:?})");
+        }
+    }
+    // A well-formed tombstone is fine.
+    let tombstone = SecretRecord { lifecycle: Lifecycle::Deleted, content: None, ..record(TENANT, 2) };
+    assert!(tombstone.is_well_formed());
+    let writes = vec![
+        Write::Put(Key::Secret(SecretId(1)), Value::Secret(tombstone.clone())),
+        Write::Append(Mutation { secret: SecretId(1), record: tombstone }),
+    ];
+    commit_ok(&mut store, transaction(vec![], writes));
 }
 
 #[cfg(not(loom))]
@@ -462,6 +513,20 @@ mod shared {
         // Non-append writes are not limited by the log.
         let put = store.commit(&transaction(vec![], vec![put_secret(1, 1)]));
         assert!(matches!(put, CommitOutcome::Committed { .. }));
+    }
+
+    #[test]
+    fn a_malformed_record_is_refused_and_publishes_nothing() {
+        let store = shared_store(2);
+        let bad = SecretRecord { content: None, ..record(TENANT, 1) };
+        let writes = vec![Write::Append(Mutation { secret: SecretId(1), record: bad })];
+        assert_eq!(
+            store.commit(&transaction(vec![], writes)),
+            CommitOutcome::Invalid(InvalidWrite::MalformedRecord(SecretId(1)))
+        );
+        assert_eq!(store.head(TENANT), Seq::ZERO);
+        assert_eq!(store.with_engine(Store::last_commit), CommitSeq(0), "nothing was written");
+        assert!(matches!(append(&store, TENANT, 1), CommitOutcome::Committed { .. }));
     }
 
     #[test]

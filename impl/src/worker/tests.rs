@@ -238,6 +238,12 @@ fn schedule_deletion_keeps_content_and_refuses_updates() {
     let invalid = Err(ClientError::InvalidState(Lifecycle::PendingDeletion));
     assert_eq!(client.run(&mut store, Time::ZERO, update(S1, b"x", None)), invalid);
     assert_eq!(client.run(&mut store, Time::ZERO, Operation::ScheduleDeletion { secret: S1 }), invalid);
+    // Postmortem: `ReadSecret` answered the content of a secret pending deletion,
+    // though `Lifecycle::PendingDeletion` says reads are refused and the content kept.
+    let last_commit = store.last_commit();
+    assert_eq!(client.run(&mut store, Time::ZERO, Operation::ReadSecret { secret: S1 }), invalid);
+    assert_eq!(store.last_commit(), last_commit, "a refused read commits nothing");
+    assert_eq!(secret_record(&store, S1).content, Some(Content::new(b"first")), "the content is kept");
     // A secret pending deletion can still be deleted for good.
     assert_eq!(client.run(&mut store, Time::ZERO, Operation::DeleteSecret { secret: S1, expected: None }), done(S1, 3));
 }
@@ -324,7 +330,9 @@ fn sync_writers_of_one_tenancy_conflict_and_the_loser_retries_after_backoff() {
     assert!(second.requests.is_empty());
     assert_eq!(second.timer, Some(now.plus_ns(delay_ns)));
     assert_eq!(second.worker.stats(), WorkerStats { conflicts: 1, ..WorkerStats::default() });
-    assert_eq!(second.fire(now.plus_ns(delay_ns - 1)), 0, "an early wake-up does nothing");
+    assert_eq!(second.fire(now.plus_ns(delay_ns - 1)), 1, "an early wake-up only re-arms the timer");
+    assert_eq!(second.timer, Some(now.plus_ns(delay_ns)));
+    assert!(second.requests.is_empty());
 
     second.fire(now.plus_ns(delay_ns));
     assert_eq!(second.requests.len(), 1, "the retry starts with a fresh read");
@@ -387,7 +395,8 @@ fn read_timeout_is_retried_and_the_stale_reply_is_ignored() {
     let mut client = Client::new(config);
     let request = client.submit(Time::ZERO, update(S1, b"second", None));
     assert_eq!(client.timer, Some(Time(timeout_ns)));
-    assert_eq!(client.fire(Time(timeout_ns - 1)), 0, "not timed out yet");
+    assert_eq!(client.fire(Time(timeout_ns - 1)), 1, "not timed out yet: only the timer is re-armed");
+    assert_eq!(client.timer, Some(Time(timeout_ns)));
 
     // The read's answer never comes in time: back off, then read again.
     client.fire(Time(timeout_ns));
@@ -447,4 +456,32 @@ fn full_queue_answers_busy_and_queued_requests_run_in_order() {
     assert_eq!(client.answer(second), done(S2, 1));
     assert_eq!(store.read(&Key::Secret(SecretId(3))).value, None, "a busy answer attempted nothing");
     assert_eq!(client.worker.stats().commits, 2);
+}
+
+#[test]
+fn woken_early_rearms_the_current_deadline_in_every_step() {
+    // Postmortem: `on_timer` returned without a `Timer` output on an early or
+    // stale wake-up, both with a store request outstanding and in backoff; the
+    // caller had already deleted the fired timer, so the worker was left with no
+    // timer and a lost reply (or the backoff) never woke it again.
+    let config = WorkerConfig::new(InterceptorMode::Sync);
+    let (timeout_ns, delay_ns) = (config.request_timeout_ns, config.retry_delay_ns);
+    let mut client = Client::new(config);
+    client.submit(Time::ZERO, update(S1, b"second", None));
+    assert_eq!(client.requests.len(), 1);
+
+    // A store request is outstanding.
+    client.timer = None;
+    assert_eq!(client.fire(Time(1)), 1, "exactly one output");
+    assert_eq!(client.timer, Some(Time(timeout_ns)));
+    assert_eq!(client.requests.len(), 1, "nothing is sent again");
+
+    // In backoff after the read timed out.
+    client.fire(Time(timeout_ns));
+    assert_eq!(client.timer, Some(Time(timeout_ns + delay_ns)));
+    client.timer = None;
+    assert_eq!(client.fire(Time(timeout_ns + 1)), 1, "exactly one output");
+    assert_eq!(client.timer, Some(Time(timeout_ns + delay_ns)));
+    assert_eq!(client.requests.len(), 1, "the backoff is not cut short");
+    assert_eq!(client.worker.stats().retries, 0);
 }
