@@ -38,11 +38,14 @@ pub enum PropertyId {
     Rep8,
     /// Optimistic commits are serializable.
     Rep9,
+    /// Refinement: every step of the world maps to a step of the abstract
+    /// replication spec or to a stutter.
+    Ref1,
 }
 
 impl PropertyId {
     /// Every property, in catalogue order.
-    pub const ALL: [PropertyId; 9] = [
+    pub const ALL: [PropertyId; 10] = [
         PropertyId::Rep1,
         PropertyId::Rep2,
         PropertyId::Rep3,
@@ -52,6 +55,7 @@ impl PropertyId {
         PropertyId::Rep7,
         PropertyId::Rep8,
         PropertyId::Rep9,
+        PropertyId::Ref1,
     ];
 
     /// The stable ID, e.g. `"REP-4"`.
@@ -66,6 +70,7 @@ impl PropertyId {
             PropertyId::Rep7 => "REP-7",
             PropertyId::Rep8 => "REP-8",
             PropertyId::Rep9 => "REP-9",
+            PropertyId::Ref1 => "REF-1",
         }
     }
 

@@ -24,6 +24,7 @@ use vault::types::{Content, Lifecycle, SecretId, TenantId, Time, VaultId};
 use vault::worker::{Operation, RequestId, WorkerConfig};
 
 use crate::random::{zipf_cumulative, SimRng};
+use crate::refinement::{Refinement, RefinementTracker};
 use crate::scenario::{Mode, Scenario};
 use crate::trace::TraceWriter;
 use crate::world::{Action, MessageId, NodeId, StepReport, World, WorldConfig};
@@ -243,6 +244,8 @@ struct Simulation<'a> {
     /// Secrets whose last acknowledged write left them existing, oldest first:
     /// the targets of updates, deletes and reads.
     live_secrets: Vec<SecretId>,
+    /// The refinement check, following the world.
+    refinement: RefinementTracker,
     zipf: Vec<u64>,
     properties: Vec<PropertyId>,
     append_times: BTreeMap<u32, Vec<Time>>,
@@ -255,6 +258,7 @@ struct Simulation<'a> {
 pub fn run(scenario: &Scenario, options: &RunOptions) -> RunResult {
     let knobs = Knobs::for_run(scenario, options.seed, options.swarm);
     let world = World::new(world_config(scenario, &knobs, &options.bugs));
+    let refinement = RefinementTracker::new(refinement_for(scenario, &world), &world);
     let trace = options.trace.then(|| TraceWriter::new(scenario, options.seed, options.swarm, &options.bugs));
     let mut simulation = Simulation {
         scenario,
@@ -273,6 +277,7 @@ pub fn run(scenario: &Scenario, options: &RunOptions) -> RunResult {
         next_request: 0,
         secrets_created: 0,
         live_secrets: Vec::new(),
+        refinement,
         append_times: BTreeMap::new(),
         host_cursors: BTreeMap::new(),
         lag: Vec::new(),
@@ -557,9 +562,11 @@ impl Simulation<'_> {
         }
     }
 
-    /// Applies an action to the world and records it in the trace.
+    /// Applies an action to the world, checks refinement (REF-1) when the step
+    /// told the properties something, and records it in the trace.
     fn apply(&mut self, action: &Action) -> StepReport {
-        let report = self.world.step(action);
+        let mut report = self.world.step(action);
+        self.refinement.on_step(&self.world, action, &mut report);
         if let Some(trace) = &mut self.trace {
             trace.step(&self.world, action, &report);
         }
@@ -651,7 +658,7 @@ impl Simulation<'_> {
     }
 
     fn final_check(&mut self, quiet: bool) -> Option<Failure> {
-        let violations = end_of_run_violations(&self.world, self.scenario, quiet);
+        let violations = end_of_run_violations(&self.world, self.scenario, quiet, &self.refinement);
         if let Some(trace) = &mut self.trace {
             trace.finish(&self.world, quiet, &violations);
         }
@@ -680,9 +687,23 @@ impl Simulation<'_> {
     }
 }
 
+/// The refinement check of a scenario's world: secret `s` lives in vault
+/// `s % vaults`, so in that vault's tenancy.
+pub fn refinement_for(scenario: &Scenario, world: &World) -> Refinement {
+    let vaults = &world.config().vaults;
+    let secrets = scenario.workload.secrets_max.max(1);
+    let secret_tenants = (0..secrets).map(|secret| (secret, vaults[(secret as usize) % vaults.len()].1 .0));
+    Refinement::new(world.config().mode, secret_tenants, world.config().hosts)
+}
+
 /// The end-of-run check: the quiescent properties, and REP-6's bound when the
 /// world did not become quiet in time.
-pub fn end_of_run_violations(world: &World, scenario: &Scenario, quiet: bool) -> Vec<Violation> {
+pub fn end_of_run_violations(
+    world: &World,
+    scenario: &Scenario,
+    quiet: bool,
+    refinement: &RefinementTracker,
+) -> Vec<Violation> {
     let mut violations = Vec::new();
     if !quiet {
         violations.push(Violation {
@@ -691,6 +712,7 @@ pub fn end_of_run_violations(world: &World, scenario: &Scenario, quiet: bool) ->
         });
     }
     violations.extend(world.check_quiescent());
+    violations.extend(refinement.end_check(world));
     violations
 }
 

@@ -8,6 +8,7 @@
 pub mod checker;
 pub mod driver;
 pub mod random;
+pub mod refinement;
 pub mod report;
 pub mod scenario;
 pub mod suite;

@@ -20,7 +20,8 @@ use vault::store::{CommitOutcome, IdempotencyToken, StoreReply, StoreRequest};
 use vault::types::{Content, SecretId, TenantId, Time, VaultId, Version};
 use vault::worker::{Done, Operation, RequestId};
 
-use crate::driver::{end_of_run_violations, world_config, Knobs};
+use crate::driver::{end_of_run_violations, refinement_for, world_config, Knobs};
+use crate::refinement::RefinementTracker;
 use crate::scenario::Scenario;
 use crate::world::{Action, Message, MessageId, NodeId, Payload, StepReport, World};
 
@@ -423,6 +424,7 @@ pub fn replay(text: &str) -> Result<ReplaySummary, TraceError> {
     let header = parse_header(first)?;
     let knobs = Knobs::for_run(&header.scenario, header.seed, header.swarm);
     let mut world = World::new(world_config(&header.scenario, &knobs, &header.bugs));
+    let mut refinement = RefinementTracker::new(refinement_for(&header.scenario, &world), &world);
     let mut summary =
         ReplaySummary { scenario: header.scenario.name.clone(), seed: header.seed, steps: 0, violations: Vec::new() };
     for (number, line) in lines {
@@ -433,12 +435,13 @@ pub fn replay(text: &str) -> Result<ReplaySummary, TraceError> {
                 .get("quiet")
                 .and_then(Json::as_bool)
                 .ok_or(TraceError { line: number, message: "final line without `quiet`".into() })?;
-            let violations = end_of_run_violations(&world, &header.scenario, quiet);
+            let violations = end_of_run_violations(&world, &header.scenario, quiet, &refinement);
             summary.violations.extend(violations.iter().map(ToString::to_string));
             final_line(&world, quiet, &violations)
         } else {
             let action = action_from_json(Fields { json: &json, line: number }.get("action")?, number)?;
-            let report = world.step(&action);
+            let mut report = world.step(&action);
+            refinement.on_step(&world, &action, &mut report);
             summary.steps += 1;
             summary.violations.extend(report.violations.iter().map(ToString::to_string));
             step_line(&world, &action, &report)

@@ -417,6 +417,14 @@ impl World {
         self.workers().fold(self.retired_worker_stats, |total, (_, worker)| add_stats(total, worker.stats()))
     }
 
+    /// Every host: its index, whether it is up, and its durable state.
+    pub fn hosts(&self) -> impl Iterator<Item = (u32, bool, &LocalStore)> {
+        self.hosts.iter().enumerate().map(|(index, slot)| match slot {
+            HostSlot::Up(host) => (index as u32, true, host.durable()),
+            HostSlot::Down(durable) => (index as u32, false, &**durable),
+        })
+    }
+
     /// The publishers that are up.
     pub fn publishers(&self) -> impl Iterator<Item = &Publisher> {
         self.publishers.values().filter_map(|publisher| publisher.as_deref())

@@ -1,0 +1,267 @@
+//! Refinement: every step of the world must map to one step of the abstract
+//! replication spec (`model::spec`) or to a stutter (REF-1).
+//!
+//! [`abstract_state`] maps a world onto a [`SpecState`]: the store's secret
+//! versions and tombstones, its outbox rows in commit order, its log
+//! partitions, and each host's records, cursors and liveness. [`Refinement`]
+//! asks the spec which step explains a pair of consecutive abstract states.
+//! Both drivers call it; the simulator recomputes the abstraction only after
+//! steps that told the properties something (a commit, an append, an apply, a
+//! crash, a restart), since no other step can change it.
+
+use std::collections::BTreeSet;
+
+use model::spec::{ReplicationSpec, SpecHost, SpecMode, SpecRecord, SpecState};
+use model::{Observation, PropertyId, Violation};
+use vault::host::LocalStore;
+use vault::interceptor::InterceptorMode;
+use vault::store::{Key, Table, Value};
+use vault::types::{Lifecycle, SecretRecord, Seq, TenantId};
+
+use crate::world::{Action, NodeId, StepReport, World};
+
+/// The refinement check of one world configuration.
+#[derive(Clone, Debug)]
+pub struct Refinement {
+    spec: ReplicationSpec,
+}
+
+impl Refinement {
+    /// The check for worlds in `mode` with `hosts` hosts, where secret `s`
+    /// belongs to partition `secret_tenants[s]`.
+    pub fn new(mode: InterceptorMode, secret_tenants: impl IntoIterator<Item = (u32, u32)>, hosts: u32) -> Refinement {
+        let mode = match mode {
+            InterceptorMode::Sync => SpecMode::Sync,
+            InterceptorMode::Async => SpecMode::Async,
+        };
+        Refinement { spec: ReplicationSpec::new(mode, secret_tenants, hosts) }
+    }
+
+    /// Checks that `before` → `after` is a spec step or a stutter.
+    pub fn check(&self, before: &SpecState, after: &SpecState) -> Result<(), Violation> {
+        self.spec.explains(before, after).map(|_| ()).map_err(|detail| Violation {
+            property: PropertyId::Ref1,
+            detail: format!("no step of the replication spec explains this step: {detail}"),
+        })
+    }
+}
+
+/// Follows a world step by step, checking each step against the spec with
+/// the incremental abstraction ([`refresh_abstract`]).
+#[derive(Clone, Debug)]
+pub struct RefinementTracker {
+    refinement: Refinement,
+    before: SpecState,
+}
+
+impl RefinementTracker {
+    /// Starts following `world` (in its current state).
+    pub fn new(refinement: Refinement, world: &World) -> RefinementTracker {
+        RefinementTracker { refinement, before: abstract_state(world) }
+    }
+
+    /// After `world` took `action` (which produced `report`), adds a REF-1
+    /// violation to the report if no spec step explains the change.
+    pub fn on_step(&mut self, world: &World, action: &Action, report: &mut StepReport) {
+        let host_fault = matches!(action, Action::Crash(NodeId::Host(_)) | Action::Restart(NodeId::Host(_)));
+        if report.observations.is_empty() && !host_fault {
+            return; // Nothing the abstraction holds can have changed.
+        }
+        let mut after = self.before.clone();
+        refresh_abstract(&mut after, world, action, &report.observations);
+        if let Err(violation) = self.refinement.check(&self.before, &after) {
+            report.violations.push(violation);
+        }
+        self.before = after;
+    }
+
+    /// At the end of a run: a REF-1 violation if the world changed in a way no
+    /// step reported (the full abstraction differs from the followed one).
+    pub fn end_check(&self, world: &World) -> Option<Violation> {
+        (abstract_state(world) != self.before).then(|| Violation {
+            property: PropertyId::Ref1,
+            detail: "the world changed in a way no step reported to the properties".to_string(),
+        })
+    }
+}
+
+/// The world seen as a state of the abstract replication spec.
+pub fn abstract_state(world: &World) -> SpecState {
+    let mut state = SpecState::default();
+    let store = world.store();
+    for row in store.scan(Table::Secrets, None, usize::MAX).rows {
+        if let (Key::Secret(secret), Some(Value::Secret(record))) = (row.key, &row.value) {
+            state.remote.insert(secret.0, spec_record(record));
+        }
+    }
+    for row in store.scan(Table::Outbox, None, usize::MAX).rows {
+        if let (Key::Outbox(key), Some(Value::Outbox(mutation))) = (row.key, &row.value) {
+            state.outbox.entry(key.tenant.0).or_default().push((mutation.secret.0, spec_record(&mutation.record)));
+        }
+    }
+    for tenant in store.partitions() {
+        let events = store.poll(tenant, Seq::ZERO, usize::MAX);
+        let partition = events.iter().map(|event| (event.mutation.secret.0, spec_record(&event.mutation.record)));
+        state.log.insert(tenant.0, partition.collect());
+    }
+    for (host, up, durable) in world.hosts() {
+        state.hosts.insert(host, spec_host(up, durable));
+    }
+    state
+}
+
+/// Brings `state` (the abstraction of the world before `action`) up to date
+/// with the world after it, touching only what the step's observations name:
+/// the secrets committed, the partitions appended to or whose outbox changed,
+/// and the host that applied, crashed or restarted. O(what changed), so the
+/// simulator can afford it on every step; [`abstract_state`] at the end of a
+/// run confirms nothing changed unobserved.
+pub fn refresh_abstract(state: &mut SpecState, world: &World, action: &Action, observations: &[Observation]) {
+    let store = world.store();
+    let mut tenants = BTreeSet::new();
+    let mut hosts = BTreeSet::new();
+    for observation in observations {
+        match observation {
+            Observation::Committed { secret, tenant, .. } => {
+                let entry = store.read(&Key::Secret(vault::types::SecretId(*secret)));
+                if let Some(Value::Secret(record)) = &entry.value {
+                    state.remote.insert(*secret, spec_record(record));
+                }
+                tenants.insert(*tenant);
+            }
+            Observation::Appended { tenant, .. } => {
+                tenants.insert(*tenant);
+            }
+            Observation::HostHolds { host, .. }
+            | Observation::HostCursor { host, .. }
+            | Observation::HostCrashed { host }
+            | Observation::HostRestarted { host, .. } => {
+                hosts.insert(*host);
+            }
+            Observation::Acknowledged { .. } | Observation::HostRead { .. } => {}
+        }
+    }
+    if let Action::Crash(NodeId::Host(host)) | Action::Restart(NodeId::Host(host)) = action {
+        hosts.insert(*host);
+    }
+    for tenant in tenants {
+        refresh_partition(state, world, TenantId(tenant));
+    }
+    for (host, up, durable) in world.hosts().filter(|(host, _, _)| hosts.contains(host)) {
+        state.hosts.insert(host, spec_host(up, durable));
+    }
+}
+
+fn refresh_partition(state: &mut SpecState, world: &World, tenant: TenantId) {
+    let store = world.store();
+    let rows = store.scan_outbox(tenant, usize::MAX);
+    let outbox: Vec<(u32, SpecRecord)> = rows
+        .iter()
+        .filter_map(|row| match &row.value {
+            Some(Value::Outbox(mutation)) => Some((mutation.secret.0, spec_record(&mutation.record))),
+            _ => None,
+        })
+        .collect();
+    if outbox.is_empty() {
+        state.outbox.remove(&tenant.0);
+    } else {
+        state.outbox.insert(tenant.0, outbox);
+    }
+    let known = state.log.get(&tenant.0).map_or(0, Vec::len);
+    let new = store.poll(tenant, Seq(known as u64), usize::MAX);
+    if !new.is_empty() {
+        let log = state.log.entry(tenant.0).or_default();
+        log.extend(new.iter().map(|event| (event.mutation.secret.0, spec_record(&event.mutation.record))));
+    }
+}
+
+fn spec_host(up: bool, durable: &LocalStore) -> SpecHost {
+    let records = durable.records().map(|(secret, record)| (secret.0, spec_record(record))).collect();
+    let cursors = durable.cursors().into_iter().map(|(tenant, seq)| (tenant.0, seq.0)).collect();
+    SpecHost { up, records, cursors }
+}
+
+fn spec_record(record: &SecretRecord) -> SpecRecord {
+    SpecRecord { version: record.version.0, deleted: record.lifecycle == Lifecycle::Deleted }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::world::{Action, WorldConfig};
+    use vault::bugzoo::Bugs;
+    use vault::host::HostConfig;
+    use vault::store::IdempotencyToken;
+    use vault::types::{Content, SecretId, TenantId, Time, VaultId};
+    use vault::worker::{Operation, RequestId, WorkerConfig};
+
+    fn world(mode: InterceptorMode) -> World {
+        World::new(WorldConfig {
+            workers: 1,
+            hosts: 1,
+            vaults: vec![(VaultId(0), TenantId(0))],
+            mode,
+            worker: WorkerConfig::new(mode),
+            host: HostConfig::default(),
+            publisher_batch_events_max: 4,
+            publish_interval_ns: 1_000_000,
+            activator_poll_interval_ns: 1_000_000,
+            bugs: Bugs::none(),
+        })
+    }
+
+    /// Delivers the oldest message, or fires the earliest timer, checking
+    /// refinement at every step; returns how many steps changed the abstraction.
+    fn run_checked(world: &mut World, refinement: &Refinement, steps: usize) -> usize {
+        let mut changed = 0;
+        let mut before = abstract_state(world);
+        for _ in 0..steps {
+            let action = match world.in_flight().keys().next() {
+                Some(message) => Action::Deliver { message: *message, at: world.now() },
+                None => {
+                    let (node, at) = world.timers().iter().min_by_key(|(_, at)| **at).map(|(n, a)| (*n, *a)).unwrap();
+                    Action::FireTimer { node, at }
+                }
+            };
+            let report = world.step(&action);
+            let after = abstract_state(world);
+            refinement.check(&before, &after).unwrap_or_else(|violation| panic!("{action:?}: {violation}"));
+            let mut refreshed = before.clone();
+            refresh_abstract(&mut refreshed, world, &action, &report.observations);
+            assert_eq!(refreshed, after, "the incremental abstraction after {action:?} equals the full one");
+            changed += usize::from(before != after);
+            before = after;
+        }
+        changed
+    }
+
+    #[test]
+    fn the_real_code_refines_the_spec_in_both_modes() {
+        for mode in [InterceptorMode::Sync, InterceptorMode::Async] {
+            let mut world = world(mode);
+            let refinement = Refinement::new(mode, [(0, 0)], 1);
+            let content = Content::new(b"x");
+            let operation =
+                Operation::CreateSecret { secret: SecretId(0), vault: VaultId(0), content, token: IdempotencyToken(1) };
+            world.step(&Action::Submit { request: RequestId(0), worker: 0, operation, at: Time::ZERO });
+            let changed = run_checked(&mut world, &refinement, 200);
+            // A commit, (a publish,) an apply, the activation and its apply.
+            assert!(changed >= 4, "{mode:?}: {changed} abstract steps");
+            let end = abstract_state(&world);
+            assert_eq!(end.remote[&0].version, 2, "created and activated");
+            assert_eq!(end.hosts[&0].records[&0].version, 2, "replicated");
+        }
+    }
+
+    #[test]
+    fn a_step_no_spec_step_explains_is_a_ref1_violation() {
+        let refinement = Refinement::new(InterceptorMode::Sync, [(0, 0)], 1);
+        let before = abstract_state(&world(InterceptorMode::Sync));
+        let mut after = before.clone();
+        // A host holding a version no event carried.
+        after.hosts.get_mut(&0).unwrap().records.insert(0, SpecRecord { version: 3, deleted: false });
+        let violation = refinement.check(&before, &after).unwrap_err();
+        assert_eq!(violation.property, PropertyId::Ref1);
+        assert!(refinement.check(&before, &before).is_ok(), "a stutter is fine");
+    }
+}
