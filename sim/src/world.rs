@@ -1022,7 +1022,9 @@ pub fn secret_state(record: &SecretRecord) -> SecretState {
         Lifecycle::PendingDeletion => model::Lifecycle::PendingDeletion,
         Lifecycle::Deleted => model::Lifecycle::Deleted,
     };
-    let checksum = record.content.as_ref().map(|content| content.checksum().0);
+    // The checksum of the bytes as they are now, not the one stored beside
+    // them: a flipped bit must show as data that was never committed (REP-1).
+    let checksum = record.content.as_ref().map(|content| vault::types::Checksum::of(content.bytes()).0);
     SecretState { version: record.version.0, lifecycle, checksum }
 }
 
