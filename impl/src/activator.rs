@@ -21,6 +21,9 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
+#[cfg(feature = "bugzoo")]
+use crate::bugzoo::Bug;
+use crate::bugzoo::Bugs;
 use crate::interceptor::{Interceptor, InterceptorMode};
 use crate::store::{CommitOutcome, Key, ReadEntry, StoreReply, StoreRequest, Transaction, Value, Write};
 use crate::types::{
@@ -112,6 +115,7 @@ pub struct Activator {
     next_tag: RequestTag,
     outputs: VecDeque<ActivatorOutput>,
     activated: u64,
+    bugs: Bugs,
 }
 
 impl Activator {
@@ -132,9 +136,16 @@ impl Activator {
             next_tag: RequestTag::default(),
             outputs: VecDeque::new(),
             activated: 0,
+            bugs: Bugs::none(),
         };
         activator.outputs.push_back(ActivatorOutput::Timer { deadline: now });
         activator
+    }
+
+    /// The same activator running bug-zoo variants (none outside the bug zoo).
+    pub fn with_bugs(mut self, bugs: Bugs) -> Activator {
+        self.bugs = bugs;
+        self
     }
 
     /// The next output, if any.
@@ -297,6 +308,11 @@ impl Activator {
 
     /// The first waiting secret that every live host has applied.
     fn first_ready(&self) -> Option<SecretId> {
+        #[cfg(feature = "bugzoo")]
+        if self.bugs.is_on(Bug::ActivateOnCommit) {
+            // Bug: committed is taken for replicated; the hosts are not asked.
+            return self.waiting.keys().next().copied();
+        }
         if self.live.is_empty() {
             return None;
         }

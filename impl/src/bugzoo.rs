@@ -16,16 +16,55 @@ pub enum Bug {
     /// The store commits without validating the versions a transaction read,
     /// so two writers that read the same version both commit (breaks REP-9).
     UnvalidatedCommit,
+    /// The host flips a bit of the content it stores when applying an event,
+    /// keeping the stored checksum, so it holds data never committed (breaks REP-1).
+    CorruptingApply,
+    /// The host accepts every poll reply, even a late or duplicated one
+    /// answering an older poll, and applies its events by overwriting records
+    /// without comparing versions, so an old reply moves a secret back (breaks REP-2).
+    UnversionedApply,
+    /// The publisher commits without the versions of the head and the rows it
+    /// read, so a duplicated or retried round appends the same rows twice (breaks REP-4).
+    PublishWithoutReads,
+    /// The host persists its cursor before the records: an applied batch's
+    /// records wait in a volatile buffer until the next poll, so the durable
+    /// cursor passes events whose effect a crash loses (breaks REP-5).
+    CursorBeforeData,
+    /// The host stops its poll loop after a poll that returned nothing, so it
+    /// never learns later writes (breaks REP-6).
+    StopPollingWhenIdle,
+    /// The activator activates a secret as soon as it reads its `Creating`
+    /// event, without waiting for the hosts (breaks REP-7).
+    ActivateOnCommit,
+    /// The worker answers the client `Ok` when it sends the commit, before the
+    /// store's reply, so a conflicting or lost commit was acknowledged (breaks REP-8).
+    AcknowledgeBeforeCommit,
 }
 
 #[cfg(feature = "bugzoo")]
 impl Bug {
     /// Every bug, in zoo order.
-    pub const ALL: [Bug; 1] = [Bug::UnvalidatedCommit];
+    pub const ALL: [Bug; 8] = [
+        Bug::CorruptingApply,
+        Bug::UnversionedApply,
+        Bug::PublishWithoutReads,
+        Bug::CursorBeforeData,
+        Bug::StopPollingWhenIdle,
+        Bug::ActivateOnCommit,
+        Bug::AcknowledgeBeforeCommit,
+        Bug::UnvalidatedCommit,
+    ];
 
     /// The entry's name in the zoo, traces and the command line.
     pub fn name(self) -> &'static str {
         match self {
+            Bug::CorruptingApply => "corrupting-apply",
+            Bug::UnversionedApply => "unversioned-apply",
+            Bug::PublishWithoutReads => "publish-without-reads",
+            Bug::CursorBeforeData => "cursor-before-data",
+            Bug::StopPollingWhenIdle => "stop-polling-when-idle",
+            Bug::ActivateOnCommit => "activate-on-commit",
+            Bug::AcknowledgeBeforeCommit => "acknowledge-before-commit",
             Bug::UnvalidatedCommit => "unvalidated-commit",
         }
     }
@@ -33,6 +72,13 @@ impl Bug {
     /// The property ID the bug breaks.
     pub fn breaks(self) -> &'static str {
         match self {
+            Bug::CorruptingApply => "REP-1",
+            Bug::UnversionedApply => "REP-2",
+            Bug::PublishWithoutReads => "REP-4",
+            Bug::CursorBeforeData => "REP-5",
+            Bug::StopPollingWhenIdle => "REP-6",
+            Bug::ActivateOnCommit => "REP-7",
+            Bug::AcknowledgeBeforeCommit => "REP-8",
             Bug::UnvalidatedCommit => "REP-9",
         }
     }
@@ -103,6 +149,15 @@ mod tests {
             assert_eq!(Bugs::parse([bug.name()]), Ok(Bugs::with(bug)));
         }
         assert_eq!(Bugs::parse(["no-such-bug"]), Err("no-such-bug"));
+    }
+
+    #[test]
+    fn each_entry_breaks_its_own_replication_property() {
+        let properties: BTreeSet<&str> = Bug::ALL.into_iter().map(Bug::breaks).collect();
+        assert_eq!(properties.len(), Bug::ALL.len(), "two entries break the same property");
+        assert!(properties.iter().all(|property| property.starts_with("REP-")), "{properties:?}");
+        let names: BTreeSet<&str> = Bug::ALL.into_iter().map(Bug::name).collect();
+        assert_eq!(names.len(), Bug::ALL.len(), "two entries share a name");
     }
 }
 

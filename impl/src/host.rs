@@ -17,6 +17,9 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
+#[cfg(feature = "bugzoo")]
+use crate::bugzoo::Bug;
+use crate::bugzoo::Bugs;
 use crate::store::{StoreReply, StoreRequest};
 use crate::types::{HostId, LogEvent, RequestTag, SecretId, SecretRecord, Seq, TenantId, Time, Version};
 
@@ -143,6 +146,41 @@ impl LocalStore {
     pub fn records(&self) -> impl Iterator<Item = (SecretId, &SecretRecord)> {
         self.records.iter().map(|(secret, record)| (*secret, record))
     }
+
+    /// Bug `corrupting-apply`: flips a bit of the stored content of `secret`,
+    /// keeping its checksum.
+    #[cfg(feature = "bugzoo")]
+    fn corrupt(&mut self, secret: SecretId) {
+        let record = self.records.get_mut(&secret).expect("a record just applied");
+        record.content = record.content.as_ref().map(crate::types::Content::with_flipped_bit);
+    }
+
+    /// Bug `unversioned-apply`: the event's record replaces the local one
+    /// whatever their versions, and the cursor moves to the furthest event seen.
+    #[cfg(feature = "bugzoo")]
+    fn overwrite(&mut self, event: &LogEvent) {
+        event.mutation.record.check_invariants();
+        self.records.insert(event.mutation.secret, event.mutation.record.clone());
+        let cursor = self.cursors.entry(event.tenant()).or_default();
+        *cursor = (*cursor).max(event.seq);
+    }
+
+    /// Bug `cursor-before-data`: the cursor moves to the event, in order, and
+    /// the record is left to the caller.
+    #[cfg(feature = "bugzoo")]
+    fn advance_cursor(&mut self, event: &LogEvent) {
+        let tenant = event.tenant();
+        assert_eq!(event.seq, self.cursor(tenant).next(), "apply out of order in partition {tenant}");
+        self.cursors.insert(tenant, event.seq);
+    }
+
+    /// Bug `cursor-before-data`: a buffered record made durable late.
+    #[cfg(feature = "bugzoo")]
+    fn flush(&mut self, secret: SecretId, record: SecretRecord) {
+        if record.version > self.version(secret) {
+            self.records.insert(secret, record);
+        }
+    }
 }
 
 /// A data-plane host. See the module documentation.
@@ -159,6 +197,11 @@ pub struct Host {
     next_poll: Time,
     next_tag: RequestTag,
     outputs: VecDeque<HostOutput>,
+    bugs: Bugs,
+    /// Bug `cursor-before-data`: records applied but not yet durable (their
+    /// cursors are); lost in a crash, made durable at the next poll.
+    #[cfg(feature = "bugzoo")]
+    unflushed: BTreeMap<SecretId, SecretRecord>,
 }
 
 impl Host {
@@ -180,9 +223,18 @@ impl Host {
             next_poll: now,
             next_tag: RequestTag::default(),
             outputs: VecDeque::new(),
+            bugs: Bugs::none(),
+            #[cfg(feature = "bugzoo")]
+            unflushed: BTreeMap::new(),
         };
         host.outputs.push_back(HostOutput::Timer { deadline: now });
         host
+    }
+
+    /// The same host running bug-zoo variants (none outside the bug zoo).
+    pub fn with_bugs(mut self, bugs: Bugs) -> Host {
+        self.bugs = bugs;
+        self
     }
 
     /// The host's id.
@@ -202,6 +254,10 @@ impl Host {
 
     /// Reads `secret` from the local store.
     pub fn read(&self, secret: SecretId) -> LocalRead {
+        #[cfg(feature = "bugzoo")]
+        if let Some(record) = self.unflushed.get(&secret) {
+            return LocalRead::Found(record.clone());
+        }
         match self.durable.record(secret) {
             Some(record) => LocalRead::Found(record.clone()),
             None => LocalRead::Missing,
@@ -229,6 +285,11 @@ impl Host {
 
     /// The store answered the request tagged `tag`.
     pub fn on_store_reply(&mut self, now: Time, tag: RequestTag, reply: StoreReply) {
+        #[cfg(feature = "bugzoo")]
+        if self.bugs.is_on(Bug::UnversionedApply) {
+            self.on_any_reply_unversioned(now, reply);
+            return;
+        }
         let Some((expected, _)) = self.poll_in_flight else { return };
         if expected != tag {
             return; // A late reply to an abandoned poll.
@@ -238,6 +299,19 @@ impl Host {
         };
         self.poll_in_flight = None;
         let full = self.on_events(&events);
+        #[cfg(feature = "bugzoo")]
+        if events.is_empty() && self.bugs.is_on(Bug::StopPollingWhenIdle) {
+            // Bug: nothing new, so the poll loop ends; nothing wakes it again.
+            self.outputs.push_back(HostOutput::Applied { host: self.id, cursors: self.durable.cursors() });
+            self.next_poll = Time(u64::MAX);
+            self.check_invariants();
+            return;
+        }
+        self.after_poll(now, full);
+    }
+
+    /// A poll was answered and applied: report the cursors and plan the next poll.
+    fn after_poll(&mut self, now: Time, full: bool) {
         self.outputs.push_back(HostOutput::Applied { host: self.id, cursors: self.durable.cursors() });
         if full {
             // Behind: poll again at once instead of waiting a whole interval.
@@ -248,6 +322,23 @@ impl Host {
             self.outputs.push_back(HostOutput::Timer { deadline: self.next_poll });
         }
         self.check_invariants();
+    }
+
+    /// Bug `unversioned-apply`: any poll reply, however late or duplicated,
+    /// is taken as the answer, and its events overwrite the local records.
+    #[cfg(feature = "bugzoo")]
+    fn on_any_reply_unversioned(&mut self, now: Time, reply: StoreReply) {
+        let StoreReply::Poll(events) = reply else {
+            panic!("a poll answered with {reply:?}");
+        };
+        self.poll_in_flight = None;
+        let mut per_partition: BTreeMap<TenantId, usize> = BTreeMap::new();
+        for event in &events {
+            *per_partition.entry(event.tenant()).or_default() += 1;
+            self.durable.overwrite(event);
+        }
+        let full = per_partition.values().any(|count| *count >= self.config.poll_events_max);
+        self.after_poll(now, full);
     }
 
     /// Applies a batch of events, in any order and with duplicates. Returns
@@ -263,7 +354,7 @@ impl Host {
             if event.seq == self.durable.cursor(tenant).next() {
                 // The next event never waits, even with the buffer full of
                 // events past it: otherwise nothing could fill the gap.
-                self.durable.apply(event);
+                self.apply(event);
                 self.apply_pending();
                 continue;
             }
@@ -281,13 +372,39 @@ impl Host {
             let Some(key) = ready else { break };
             let event = self.pending.remove(&key).expect("key just found");
             if event.seq == self.durable.cursor(key.0).next() {
-                self.durable.apply(&event);
+                self.apply(&event);
             }
+        }
+    }
+
+    /// Applies the next event of its partition to the durable store.
+    fn apply(&mut self, event: &LogEvent) {
+        #[cfg(feature = "bugzoo")]
+        if self.bugs.is_on(Bug::CursorBeforeData) {
+            // Bug: the cursor is durable now, the record only at the next poll.
+            let secret = event.mutation.secret;
+            let held = self.unflushed.get(&secret).map_or(self.durable.version(secret), |record| record.version);
+            self.durable.advance_cursor(event);
+            if event.mutation.record.version > held {
+                self.unflushed.insert(secret, event.mutation.record.clone());
+            }
+            return;
+        }
+        #[cfg_attr(not(feature = "bugzoo"), allow(unused_variables))]
+        let effect = self.durable.apply(event);
+        #[cfg(feature = "bugzoo")]
+        if effect == ApplyEffect::Applied && self.bugs.is_on(Bug::CorruptingApply) {
+            // Bug: a bit flips on the way to the disk; the checksum is not recomputed.
+            self.durable.corrupt(event.mutation.secret);
         }
     }
 
     fn poll(&mut self, now: Time) {
         assert!(self.poll_in_flight.is_none(), "one poll at a time");
+        #[cfg(feature = "bugzoo")]
+        for (secret, record) in std::mem::take(&mut self.unflushed) {
+            self.durable.flush(secret, record);
+        }
         let tag = self.next_tag.take_next();
         let abandon_at = now.plus_ns(self.config.request_timeout_ns);
         self.poll_in_flight = Some((tag, abandon_at));

@@ -14,6 +14,9 @@
 
 use std::collections::VecDeque;
 
+#[cfg(feature = "bugzoo")]
+use crate::bugzoo::Bug;
+use crate::bugzoo::Bugs;
 use crate::store::{CommitOutcome, Key, ReadEntry, StoreReply, StoreRequest, Transaction, Value, Write};
 use crate::types::{RequestTag, TenantId, Time};
 
@@ -86,6 +89,7 @@ pub struct Publisher {
     next_tag: RequestTag,
     outputs: VecDeque<PublisherOutput>,
     stats: PublisherStats,
+    bugs: Bugs,
 }
 
 impl Publisher {
@@ -101,9 +105,16 @@ impl Publisher {
             next_tag: RequestTag::default(),
             outputs: VecDeque::new(),
             stats: PublisherStats::default(),
+            bugs: Bugs::none(),
         };
         publisher.outputs.push_back(PublisherOutput::Timer { deadline: now });
         publisher
+    }
+
+    /// The same publisher running bug-zoo variants (none outside the bug zoo).
+    pub fn with_bugs(mut self, bugs: Bugs) -> Publisher {
+        self.bugs = bugs;
+        self
     }
 
     /// The next output, if any.
@@ -176,6 +187,11 @@ impl Publisher {
             transaction.reads.push((row.key, row.version));
             transaction.writes.push(Write::Delete(row.key));
             transaction.writes.push(Write::Append(mutation.clone()));
+        }
+        #[cfg(feature = "bugzoo")]
+        if self.bugs.is_on(Bug::PublishWithoutReads) {
+            // Bug: the round "just moves rows", so nothing it read is validated.
+            transaction.reads.clear();
         }
         self.send(now, Step::Commit { rows: rows.len() }, StoreRequest::Commit(transaction));
     }

@@ -128,6 +128,18 @@ impl Content {
     pub fn is_intact(&self) -> bool {
         Checksum::of(&self.bytes) == self.checksum
     }
+
+    /// The same content with the lowest bit of its first byte flipped and the
+    /// checksum left as it was: what a corrupting write stores (bug zoo only).
+    /// Empty content has no bit to flip and comes back unchanged.
+    #[cfg(feature = "bugzoo")]
+    pub fn with_flipped_bit(&self) -> Content {
+        let mut bytes = self.bytes.to_vec();
+        if let Some(first) = bytes.first_mut() {
+            *first ^= 1;
+        }
+        Content { bytes: Arc::from(bytes.as_slice()), checksum: self.checksum }
+    }
 }
 
 impl fmt::Debug for Content {
@@ -282,6 +294,17 @@ mod tests {
         bytes[0] ^= 1;
         let corrupted = Content { bytes: Arc::from(bytes.as_slice()), checksum: content.checksum() };
         assert!(!corrupted.is_intact());
+    }
+
+    #[cfg(feature = "bugzoo")]
+    #[test]
+    fn a_flipped_bit_keeps_the_checksum_and_breaks_the_bytes() {
+        let content = Content::new(b"hunter2");
+        let flipped = content.with_flipped_bit();
+        assert_eq!(flipped.checksum(), content.checksum());
+        assert_ne!(flipped.bytes(), content.bytes());
+        assert!(!flipped.is_intact());
+        assert_eq!(Content::new(b"").with_flipped_bit(), Content::new(b""));
     }
 
     #[test]

@@ -20,6 +20,9 @@
 
 use std::collections::VecDeque;
 
+#[cfg(feature = "bugzoo")]
+use crate::bugzoo::Bug;
+use crate::bugzoo::Bugs;
 use crate::interceptor::{Interceptor, InterceptorMode};
 use crate::store::{
     CommitOutcome, IdempotencyToken, Key, ReadEntry, StoreReply, StoreRequest, TokenRecord, Transaction, Value, Write,
@@ -248,6 +251,7 @@ pub struct Worker {
     next_tag: RequestTag,
     outputs: VecDeque<WorkerOutput>,
     stats: WorkerStats,
+    bugs: Bugs,
 }
 
 impl Worker {
@@ -263,7 +267,14 @@ impl Worker {
             next_tag: RequestTag::default(),
             outputs: VecDeque::new(),
             stats: WorkerStats::default(),
+            bugs: Bugs::none(),
         }
+    }
+
+    /// The same worker running bug-zoo variants (none outside the bug zoo).
+    pub fn with_bugs(mut self, bugs: Bugs) -> Worker {
+        self.bugs = bugs;
+        self
     }
 
     /// The next output, if any.
@@ -396,6 +407,12 @@ impl Worker {
         }
         assert!(!transaction.writes.is_empty(), "a commit writes: {done:?}");
         self.send(now, Step::Commit, StoreRequest::Commit(transaction));
+        #[cfg(feature = "bugzoo")]
+        if self.bugs.is_on(Bug::AcknowledgeBeforeCommit) {
+            // Bug: the write is acknowledged as sent; the store's answer, a
+            // conflict or nothing at all, is never waited for.
+            self.finish(now, Ok(done));
+        }
     }
 
     fn on_commit(&mut self, now: Time, outcome: CommitOutcome) {

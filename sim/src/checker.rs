@@ -24,7 +24,7 @@ use std::path::Path;
 
 use model::PropertyId;
 use serde::{Deserialize, Serialize};
-use stateright::{Model, Property};
+use stateright::{Checker, Model, Property};
 use vault::bugzoo::Bugs;
 use vault::host::HostConfig;
 use vault::interceptor::InterceptorMode;
@@ -32,7 +32,9 @@ use vault::store::IdempotencyToken;
 use vault::types::{Content, SecretId, TenantId, VaultId};
 use vault::worker::{Operation, RequestId, WorkerConfig};
 
+use crate::refinement::{abstract_state, Refinement, RefinementTracker};
 use crate::scenario::{load_toml, parse_toml, Mode, ScenarioError};
+use crate::trace::TraceWriter;
 use crate::world::{Action, MessageId, NodeId, Payload, World, WorldConfig};
 
 const NS_PER_MS: u64 = 1_000_000;
@@ -285,13 +287,50 @@ pub struct CheckModel {
     /// Bug-zoo variants of the code being checked.
     pub bugs: Bugs,
     initial: World,
+    refinement: Refinement,
 }
 
 impl CheckModel {
     /// The model of `config` running the real code with `bugs` switched on.
     pub fn new(config: ModelConfig, bugs: Bugs) -> CheckModel {
         let initial = World::new(config.world_config(&bugs));
-        CheckModel { config, bugs, initial }
+        let placeholder = Refinement::new(initial.config().mode, [], 0);
+        let mut model = CheckModel { config, bugs, initial, refinement: placeholder };
+        model.refinement = model.refinement();
+        model
+    }
+
+    /// The refinement check of this configuration: secret `s` lives in
+    /// tenancy `s % tenants`.
+    pub fn refinement(&self) -> Refinement {
+        let secrets: BTreeSet<u32> = self.config.script.iter().map(|step| step.secret).collect();
+        let tenants = self.config.tenants;
+        let mode = self.initial.config().mode;
+        Refinement::new(mode, secrets.into_iter().map(|secret| (secret, secret % tenants)), self.config.hosts)
+    }
+
+    /// The trace of a path (the actions from the initial state), in the
+    /// simulator's format: it replays with `vaultsim replay` and renders with
+    /// `vaultsim render`. Ends with the end-of-run check when the path ends
+    /// with the script done and the world quiet.
+    pub fn trace(&self, actions: &[Action]) -> Vec<String> {
+        let mut state = self.initial_state();
+        let mut tracker = RefinementTracker::new(self.refinement(), &state.world);
+        let mut writer = TraceWriter::for_model(&self.config, &self.bugs);
+        for action in actions {
+            let mut report = state.world.step(action);
+            tracker.on_step(&state.world, action, &mut report);
+            writer.step(&state.world, action, &report);
+            if let Action::Submit { request, .. } | Action::Read { request, .. } = action {
+                state.issued[request.0 as usize] = true;
+            }
+        }
+        if state.script_done() && state.world.is_quiet() {
+            let mut violations = state.world.check_quiescent();
+            violations.extend(tracker.end_check(&state.world));
+            writer.finish(&state.world, true, &violations);
+        }
+        writer.into_lines()
     }
 
     /// The starting state.
@@ -400,6 +439,9 @@ impl Model for CheckModel {
             _ => {}
         }
         let report = next.world.step(&action);
+        if let Err(violation) = self.refinement.check(&abstract_state(&last.world), &abstract_state(&next.world)) {
+            next.violated.insert(violation.property);
+        }
         if matches!(action, Action::Duplicate(_)) {
             next.copies.extend(report.sent.iter().copied());
         }
@@ -422,6 +464,7 @@ impl Model for CheckModel {
             Property::always("REP-7", |_: &CheckModel, state: &CheckState| !state.violated.contains(&PropertyId::Rep7)),
             Property::always("REP-8", |_: &CheckModel, state: &CheckState| !state.violated.contains(&PropertyId::Rep8)),
             Property::always("REP-9", |_: &CheckModel, state: &CheckState| !state.violated.contains(&PropertyId::Rep9)),
+            Property::always("REF-1", |_: &CheckModel, state: &CheckState| !state.violated.contains(&PropertyId::Ref1)),
             Property::sometimes("converged", |_: &CheckModel, state: &CheckState| {
                 state.violated.is_empty() && state.script_done() && state.world.is_quiet()
             }),
@@ -438,6 +481,106 @@ impl Model for CheckModel {
 
     fn within_boundary(&self, state: &CheckState) -> bool {
         state.world.now().0 <= self.config.horizon_ms * NS_PER_MS
+    }
+}
+
+/// How to run the checker.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckOptions {
+    /// Breadth-first (shortest counterexamples) instead of depth-first.
+    pub bfs: bool,
+    /// Worker threads.
+    pub threads: usize,
+    /// Explore paths of at most this many actions (`None`: bounded by the horizon only).
+    pub max_depth: Option<usize>,
+}
+
+/// The outcome of one property.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PropertyOutcome {
+    /// The property's name (a stable ID for `always` properties).
+    pub name: String,
+    /// `always` or `sometimes`.
+    pub expectation: &'static str,
+    /// `holds` or `violated` (always); `reached` or `unreached` (sometimes).
+    pub status: &'static str,
+    /// The path (as trace lines) of a counterexample or example.
+    #[serde(skip)]
+    pub trace: Option<Vec<String>>,
+    /// Its length in actions.
+    pub path_length: Option<usize>,
+}
+
+/// The outcome of checking one configuration.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CheckReport {
+    /// The configuration.
+    pub name: String,
+    /// States generated (with revisits).
+    pub states: usize,
+    /// Distinct states.
+    pub unique_states: usize,
+    /// Deepest path explored.
+    pub max_depth: usize,
+    /// Per property.
+    pub properties: Vec<PropertyOutcome>,
+    /// Whether every `always` holds and every expected `sometimes` was reached.
+    pub passed: bool,
+}
+
+/// Checks `config` exhaustively (within its bounds) running the real code with `bugs`.
+pub fn check(config: &ModelConfig, bugs: &Bugs, options: &CheckOptions) -> CheckReport {
+    let model = CheckModel::new(config.clone(), bugs.clone());
+    let properties = model.properties();
+    let mut builder = model.clone().checker().threads(options.threads.max(1));
+    if let Some(depth) = options.max_depth {
+        // stateright evaluates properties on paths of at most `depth - 2` actions.
+        builder = builder.target_max_depth(depth + 2);
+    }
+    if options.bfs {
+        report(config, &model, &properties, builder.spawn_bfs().join())
+    } else {
+        report(config, &model, &properties, builder.spawn_dfs().join())
+    }
+}
+
+fn report(
+    config: &ModelConfig,
+    model: &CheckModel,
+    properties: &[Property<CheckModel>],
+    checker: impl Checker<CheckModel>,
+) -> CheckReport {
+    let expected = expected_sometimes(config);
+    let mut passed = true;
+    let outcomes = properties
+        .iter()
+        .map(|property| {
+            let discovery = checker.discovery(property.name);
+            let always = property.expectation == stateright::Expectation::Always;
+            let status = match (always, discovery.is_some()) {
+                (true, true) => "violated",
+                (true, false) => "holds",
+                (false, true) => "reached",
+                (false, false) => "unreached",
+            };
+            passed &= status != "violated" && !(status == "unreached" && expected.contains(&property.name));
+            let actions = discovery.map(|path| path.into_actions());
+            PropertyOutcome {
+                name: property.name.to_string(),
+                expectation: if always { "always" } else { "sometimes" },
+                status,
+                path_length: actions.as_ref().map(Vec::len),
+                trace: actions.as_deref().map(|actions| model.trace(actions)),
+            }
+        })
+        .collect();
+    CheckReport {
+        name: config.name.clone(),
+        states: checker.state_count(),
+        unique_states: checker.unique_state_count(),
+        max_depth: checker.max_depth(),
+        properties: outcomes,
+        passed,
     }
 }
 

@@ -12,6 +12,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::{Parser, Subcommand};
+use sim::checker::{check, CheckModel, CheckOptions, CheckReport, ModelConfig};
 use sim::driver::{run, RunOptions, RunResult};
 use sim::report::SweepSummary;
 use sim::scenario::Scenario;
@@ -76,6 +77,31 @@ enum Command {
         #[arg(long)]
         hide_idle: bool,
     },
+    /// Check model configurations exhaustively (within their bounds).
+    Check {
+        /// A configuration name (`specs/models/NAME.toml`), a path, or `all`.
+        config: String,
+        /// Breadth-first search (shortest counterexamples) instead of depth-first.
+        #[arg(long)]
+        bfs: bool,
+        /// Checker threads.
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        /// Explore paths of at most this many actions.
+        #[arg(long)]
+        max_depth: Option<usize>,
+        /// Where counterexample traces go.
+        #[arg(long, default_value = DEFAULT_TRACE_DIR)]
+        trace_dir: PathBuf,
+    },
+    /// Serve the stateright Explorer for a model configuration on loopback.
+    Explore {
+        /// A configuration name or path.
+        config: String,
+        /// Address to serve on (loopback only).
+        #[arg(long, default_value = "127.0.0.1:3000")]
+        addr: String,
+    },
     /// Measure the simulator's speed on `smoke` and `replication-faults`.
     Bench {
         /// Seeds per scenario.
@@ -114,6 +140,11 @@ fn main() -> ExitCode {
         Some(Command::Render { trace, format: Format::Mermaid, from, to, hide_idle }) => {
             render_command(trace, *from, *to, *hide_idle)
         }
+        Some(Command::Check { config, bfs, threads, max_depth, trace_dir }) => {
+            let options = CheckOptions { bfs: *bfs, threads: *threads, max_depth: *max_depth };
+            check_command(&cli, config, &options, trace_dir)
+        }
+        Some(Command::Explore { config, addr }) => explore_command(&cli, config, addr),
         Some(Command::Bench { seeds }) => bench_command(&cli, *seeds),
     };
     match outcome {
@@ -143,12 +174,17 @@ fn default_suite(cli: &Cli) -> Result<bool, String> {
         let seeds: Vec<u64> = (0..scenario.run.seeds).collect();
         summaries.push(sweep(&scenario, path, &seeds, &options)?);
     }
-    let failed: u64 = summaries.iter().map(|(summary, _)| summary.failed).sum();
+    let configs = model_configs(&cli.specs, "all")?;
+    let check_options = CheckOptions { bfs: false, threads: 2, max_depth: None };
+    let checked = run_checks(&configs, &check_options, Path::new(DEFAULT_TRACE_DIR))?;
+    let failed: u64 = summaries.iter().map(|(summary, _)| summary.failed).sum::<u64>()
+        + checked.iter().filter(|one| !one.report.passed).count() as u64;
     if cli.json {
         let scenarios: Vec<_> = summaries.iter().map(|(summary, wall)| json_with_wall(summary, *wall)).collect();
+        let models: Vec<_> = checked.iter().map(checked_json).collect();
         let report = serde_json::json!({
             "scenarios": scenarios,
-            "model_configurations_run": 0,
+            "model_configurations": models,
             "violations": failed,
         });
         println!("{report}");
@@ -162,8 +198,11 @@ fn default_suite(cli: &Cli) -> Result<bool, String> {
                 summary.simulated_ns as f64 / 1e9 / wall
             );
         }
-        println!("model configurations: 0 (the model checker has not landed yet)");
-        println!("violations: {failed}");
+        println!("model configurations: {}", checked.len());
+        for one in &checked {
+            print!("{}", checked_table(one));
+        }
+        println!("failures: {failed}");
     }
     Ok(failed == 0)
 }
@@ -310,6 +349,134 @@ fn bench_command(cli: &Cli, seeds: u64) -> Result<bool, String> {
         }
         println!("(medians over {seeds} seeds, traces off, properties on, one thread)");
     }
+    Ok(true)
+}
+
+/// The model configurations named by `config`: one name or path, or `all`.
+fn model_configs(specs: &Path, config: &str) -> Result<Vec<ModelConfig>, String> {
+    let paths = if config == "all" {
+        let folder = specs.join("models");
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(&folder)
+            .map_err(|error| format!("cannot read {}: {error}", folder.display()))?
+            .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+            .filter(|path| path.extension().is_some_and(|extension| extension == "toml"))
+            // Bug-zoo models exist to be violated; the bug-zoo tests run them.
+            .filter(|path| !path.file_name().is_some_and(|name| name.to_string_lossy().starts_with("zoo-")))
+            .collect();
+        paths.sort();
+        paths
+    } else {
+        let as_path = PathBuf::from(config);
+        if as_path.extension().is_some_and(|extension| extension == "toml") {
+            vec![as_path]
+        } else {
+            vec![specs.join("models").join(format!("{config}.toml"))]
+        }
+    };
+    paths.iter().map(|path| ModelConfig::load(path).map_err(|error| error.to_string())).collect()
+}
+
+/// A configuration's check with its wall time and the process's peak memory.
+struct Checked {
+    report: CheckReport,
+    seconds: f64,
+    peak_memory_mb: Option<f64>,
+    traces: Vec<(String, PathBuf)>,
+}
+
+fn run_checks(configs: &[ModelConfig], options: &CheckOptions, trace_dir: &Path) -> Result<Vec<Checked>, String> {
+    let mut checked = Vec::new();
+    for config in configs {
+        eprintln!(
+            "checking {} ({}, {} threads)...",
+            config.name,
+            if options.bfs { "bfs" } else { "dfs" },
+            options.threads
+        );
+        let started = Instant::now();
+        let report = check(config, &Bugs::none(), options);
+        let seconds = started.elapsed().as_secs_f64();
+        let mut traces = Vec::new();
+        for outcome in report.properties.iter().filter(|outcome| outcome.status == "violated") {
+            let lines = outcome.trace.as_ref().expect("a violation has a path");
+            let name = format!("check-{}-{}.jsonl", config.name, outcome.name);
+            write_trace(trace_dir, &name, lines)?;
+            traces.push((outcome.name.clone(), trace_dir.join(name)));
+        }
+        checked.push(Checked { report, seconds, peak_memory_mb: peak_memory_mb(), traces });
+    }
+    Ok(checked)
+}
+
+fn check_command(cli: &Cli, config: &str, options: &CheckOptions, trace_dir: &Path) -> Result<bool, String> {
+    let configs = model_configs(&cli.specs, config)?;
+    let checked = run_checks(&configs, options, trace_dir)?;
+    if cli.json {
+        let reports: Vec<_> = checked.iter().map(checked_json).collect();
+        println!("{}", serde_json::json!({ "configurations": reports }));
+    } else {
+        for one in &checked {
+            print!("{}", checked_table(one));
+        }
+    }
+    Ok(checked.iter().all(|one| one.report.passed))
+}
+
+fn checked_json(checked: &Checked) -> serde_json::Value {
+    let mut json = serde_json::to_value(&checked.report).expect("a report serializes");
+    json["seconds"] = serde_json::json!(checked.seconds);
+    json["states_per_second"] = serde_json::json!(checked.report.states as f64 / checked.seconds.max(1e-9));
+    json["peak_memory_mb"] = serde_json::json!(checked.peak_memory_mb);
+    let traces: serde_json::Map<String, serde_json::Value> = checked
+        .traces
+        .iter()
+        .map(|(name, path)| (name.clone(), serde_json::json!(path.display().to_string())))
+        .collect();
+    json["counterexample_traces"] = serde_json::Value::Object(traces);
+    json
+}
+
+fn checked_table(checked: &Checked) -> String {
+    let report = &checked.report;
+    let status = if report.passed { "ok" } else { "FAILED" };
+    let memory = checked.peak_memory_mb.map_or("?".to_string(), |mb| format!("{mb:.0} MB"));
+    let mut out = format!(
+        "model {}: {status}; {} states, {} unique, depth {}, {:.2} s, {:.0} states/s, peak memory {memory}\n",
+        report.name,
+        report.states,
+        report.unique_states,
+        report.max_depth,
+        checked.seconds,
+        report.states as f64 / checked.seconds.max(1e-9),
+    );
+    for outcome in &report.properties {
+        let length = outcome.path_length.map_or(String::new(), |length| format!(" ({length} steps)"));
+        out.push_str(&format!("  {:<34} {:<9} {}{length}\n", outcome.name, outcome.expectation, outcome.status));
+    }
+    for (name, path) in &checked.traces {
+        out.push_str(&format!("  counterexample {name}: vaultsim replay {}\n", path.display()));
+    }
+    out
+}
+
+/// The process's peak resident memory, from the kernel (Linux only).
+fn peak_memory_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+    let kilobytes: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kilobytes / 1024.0)
+}
+
+fn explore_command(cli: &Cli, config: &str, addr: &str) -> Result<bool, String> {
+    use stateright::Model;
+    let configs = model_configs(&cli.specs, config)?;
+    let [config] = configs.as_slice() else { return Err("explore takes one configuration".into()) };
+    let address: std::net::SocketAddr = addr.parse().map_err(|error| format!("--addr {addr}: {error}"))?;
+    if !address.ip().is_loopback() {
+        return Err(format!("--addr {addr}: the Explorer serves on loopback only"));
+    }
+    eprintln!("serving the stateright Explorer for {} on http://{address}", config.name);
+    CheckModel::new(config.clone(), Bugs::none()).checker().threads(2).serve(address);
     Ok(true)
 }
 

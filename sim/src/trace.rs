@@ -20,6 +20,7 @@ use vault::store::{CommitOutcome, IdempotencyToken, StoreReply, StoreRequest};
 use vault::types::{Content, SecretId, TenantId, Time, VaultId, Version};
 use vault::worker::{Done, Operation, RequestId};
 
+use crate::checker::{CheckModel, ModelConfig};
 use crate::driver::{end_of_run_violations, refinement_for, world_config, Knobs};
 use crate::refinement::RefinementTracker;
 use crate::scenario::Scenario;
@@ -45,6 +46,18 @@ impl TraceWriter {
             "swarm": swarm,
             "bugs": bugs.names(),
             "config": scenario,
+        });
+        TraceWriter { lines: vec![header.to_string()] }
+    }
+
+    /// A trace of a model-checker path through `config`, with its header.
+    pub fn for_model(config: &ModelConfig, bugs: &Bugs) -> TraceWriter {
+        let header = json!({
+            "vaultsim_trace": FORMAT_VERSION,
+            "version": env!("CARGO_PKG_VERSION"),
+            "model": config.name,
+            "bugs": bugs.names(),
+            "check": config,
         });
         TraceWriter { lines: vec![header.to_string()] }
     }
@@ -369,17 +382,80 @@ fn unhex(text: &str) -> Option<Vec<u8>> {
     (0..text.len()).step_by(2).map(|index| u8::from_str_radix(text.get(index..index + 2)?, 16).ok()).collect()
 }
 
+/// What a trace was recorded from.
+#[derive(Clone, Debug)]
+pub enum TraceSource {
+    /// A simulator run.
+    Scenario {
+        /// The scenario, as embedded.
+        scenario: Box<Scenario>,
+        /// The seed.
+        seed: u64,
+        /// Whether the run was a swarm run.
+        swarm: bool,
+    },
+    /// A model-checker path.
+    Model {
+        /// The model configuration, as embedded.
+        config: Box<ModelConfig>,
+    },
+}
+
 /// The header of a trace.
 #[derive(Clone, Debug)]
 pub struct TraceHeader {
-    /// The scenario, as embedded.
-    pub scenario: Scenario,
-    /// The seed.
-    pub seed: u64,
-    /// Whether the run was a swarm run.
-    pub swarm: bool,
+    /// What the trace was recorded from.
+    pub source: TraceSource,
     /// Bug-zoo variants the run used.
     pub bugs: Bugs,
+}
+
+impl TraceHeader {
+    /// The scenario's or model configuration's name.
+    pub fn name(&self) -> &str {
+        match &self.source {
+            TraceSource::Scenario { scenario, .. } => &scenario.name,
+            TraceSource::Model { config } => &config.name,
+        }
+    }
+
+    /// The seed (0 for a model-checker path).
+    pub fn seed(&self) -> u64 {
+        match &self.source {
+            TraceSource::Scenario { seed, .. } => *seed,
+            TraceSource::Model { .. } => 0,
+        }
+    }
+
+    /// The world the trace starts from, and the refinement check that follows it.
+    pub fn start(&self) -> (World, RefinementTracker) {
+        match &self.source {
+            TraceSource::Scenario { scenario, seed, swarm } => {
+                let knobs = Knobs::for_run(scenario, *seed, *swarm);
+                let world = World::new(world_config(scenario, &knobs, &self.bugs));
+                let tracker = RefinementTracker::new(refinement_for(scenario, &world), &world);
+                (world, tracker)
+            }
+            TraceSource::Model { config } => {
+                let model = CheckModel::new((**config).clone(), self.bugs.clone());
+                let world = model.initial_state().world;
+                let tracker = RefinementTracker::new(model.refinement(), &world);
+                (world, tracker)
+            }
+        }
+    }
+
+    /// The end-of-run violations of `world`, as the recording driver computed them.
+    pub fn end_of_run(&self, world: &World, quiet: bool, tracker: &RefinementTracker) -> Vec<model::Violation> {
+        match &self.source {
+            TraceSource::Scenario { scenario, .. } => end_of_run_violations(world, scenario, quiet, tracker),
+            TraceSource::Model { .. } => {
+                let mut violations = world.check_quiescent();
+                violations.extend(tracker.end_check(world));
+                violations
+            }
+        }
+    }
 }
 
 /// Parses a trace's header line.
@@ -391,9 +467,6 @@ pub fn parse_header(first_line: &str) -> Result<TraceHeader, TraceError> {
     if format != FORMAT_VERSION {
         return Err(fields.error(format!("trace format {format}, this build reads {FORMAT_VERSION}")));
     }
-    let scenario: Scenario = serde_json::from_value(fields.get("config")?.clone())
-        .map_err(|error| fields.error(format!("field `config`: {error}")))?;
-    let swarm = fields.get("swarm")?.as_bool().ok_or_else(|| fields.error("field `swarm` is not a boolean".into()))?;
     let names = fields.get("bugs")?.as_array().ok_or_else(|| fields.error("field `bugs` is not a list".into()))?;
     let names: Vec<&str> = names.iter().map(|name| name.as_str().unwrap_or("?")).collect();
     let bugs = Bugs::parse(names.iter().copied()).map_err(|name| {
@@ -401,7 +474,18 @@ pub fn parse_header(first_line: &str) -> Result<TraceHeader, TraceError> {
             "the trace runs bug-zoo entry `{name}`, which this build lacks (build with --features bugzoo)"
         ))
     })?;
-    Ok(TraceHeader { scenario, seed: fields.u64("seed")?, swarm, bugs })
+    let source = if let Some(check) = json.get("check") {
+        let config: ModelConfig =
+            serde_json::from_value(check.clone()).map_err(|error| fields.error(format!("field `check`: {error}")))?;
+        TraceSource::Model { config: Box::new(config) }
+    } else {
+        let scenario: Scenario = serde_json::from_value(fields.get("config")?.clone())
+            .map_err(|error| fields.error(format!("field `config`: {error}")))?;
+        let swarm =
+            fields.get("swarm")?.as_bool().ok_or_else(|| fields.error("field `swarm` is not a boolean".into()))?;
+        TraceSource::Scenario { scenario: Box::new(scenario), seed: fields.u64("seed")?, swarm }
+    };
+    Ok(TraceHeader { source, bugs })
 }
 
 /// What a successful replay saw.
@@ -422,11 +506,9 @@ pub fn replay(text: &str) -> Result<ReplaySummary, TraceError> {
     let mut lines = text.lines().enumerate().map(|(index, line)| (index + 1, line));
     let (_, first) = lines.next().ok_or(TraceError { line: 1, message: "empty trace".into() })?;
     let header = parse_header(first)?;
-    let knobs = Knobs::for_run(&header.scenario, header.seed, header.swarm);
-    let mut world = World::new(world_config(&header.scenario, &knobs, &header.bugs));
-    let mut refinement = RefinementTracker::new(refinement_for(&header.scenario, &world), &world);
+    let (mut world, mut refinement) = header.start();
     let mut summary =
-        ReplaySummary { scenario: header.scenario.name.clone(), seed: header.seed, steps: 0, violations: Vec::new() };
+        ReplaySummary { scenario: header.name().to_string(), seed: header.seed(), steps: 0, violations: Vec::new() };
     for (number, line) in lines {
         let json: Json =
             serde_json::from_str(line).map_err(|error| TraceError { line: number, message: error.to_string() })?;
@@ -435,7 +517,7 @@ pub fn replay(text: &str) -> Result<ReplaySummary, TraceError> {
                 .get("quiet")
                 .and_then(Json::as_bool)
                 .ok_or(TraceError { line: number, message: "final line without `quiet`".into() })?;
-            let violations = end_of_run_violations(&world, &header.scenario, quiet, &refinement);
+            let violations = header.end_of_run(&world, quiet, &refinement);
             summary.violations.extend(violations.iter().map(ToString::to_string));
             final_line(&world, quiet, &violations)
         } else {
@@ -506,7 +588,7 @@ pub fn render_mermaid(text: &str, from: u64, to: u64, hide_idle: bool) -> Result
     }
     let mut out = vec![
         "sequenceDiagram".to_string(),
-        format!("    %% vaultsim trace: scenario {} seed {} steps {from}..{to}", header.scenario.name, header.seed),
+        format!("    %% vaultsim trace: {} seed {} steps {from}..{to}", header.name(), header.seed()),
     ];
     out.extend(participants.iter().map(|name| format!("    participant {} as {name}", mermaid_id(name))));
     out.extend(body);

@@ -205,7 +205,7 @@ pub struct WorldConfig {
     pub publish_interval_ns: u64,
     /// Activator poll interval.
     pub activator_poll_interval_ns: u64,
-    /// Bug-zoo variants of the store (hosts carry theirs in `host.bugs`).
+    /// Bug-zoo variants of the code, handed to every machine of the world.
     pub bugs: Bugs,
 }
 
@@ -356,7 +356,8 @@ impl World {
             world.restart_node(NodeId::Worker(worker), &mut report);
         }
         for host in 0..world.config.hosts {
-            let host = Host::new(HostId(host), world.config.host.clone(), Time::ZERO);
+            let host =
+                Host::new(HostId(host), world.config.host.clone(), Time::ZERO).with_bugs(world.config.bugs.clone());
             world.hosts.push(HostSlot::Up(Arc::new(host)));
         }
         for host in 0..world.config.hosts {
@@ -793,7 +794,7 @@ impl World {
         match node {
             NodeId::Worker(index) => {
                 let config = WorkerConfig { mode: self.config.mode, ..self.config.worker.clone() };
-                let slot = Some(Arc::new(Worker::new(config)));
+                let slot = Some(Arc::new(Worker::new(config).with_bugs(self.config.bugs.clone())));
                 if (index as usize) < self.workers.len() {
                     self.workers[index as usize] = slot;
                 } else {
@@ -803,7 +804,8 @@ impl World {
             NodeId::Host(index) => {
                 let HostSlot::Down(durable) = &self.hosts[index as usize] else { panic!("host {index} is up") };
                 let durable = LocalStore::clone(durable);
-                let host = Host::recover(HostId(index), self.config.host.clone(), durable, now);
+                let host = Host::recover(HostId(index), self.config.host.clone(), durable, now)
+                    .with_bugs(self.config.bugs.clone());
                 self.hosts[index as usize] = HostSlot::Up(Arc::new(host));
                 if let Some(activator) = &mut self.activator {
                     Arc::make_mut(activator).on_host_liveness(HostId(index), true);
@@ -820,14 +822,15 @@ impl World {
                     publish_interval_ns: self.config.publish_interval_ns,
                     ..PublisherConfig::new(TenantId(tenant))
                 };
-                self.publishers.insert(tenant, Some(Arc::new(Publisher::new(config, now))));
+                let publisher = Publisher::new(config, now).with_bugs(self.config.bugs.clone());
+                self.publishers.insert(tenant, Some(Arc::new(publisher)));
                 self.drain_publisher(tenant, report);
             }
             NodeId::Activator => {
                 let hosts = (0..self.config.hosts).map(HostId).collect();
                 let mut config = ActivatorConfig::new(hosts, self.config.mode);
                 config.poll_interval_ns = self.config.activator_poll_interval_ns;
-                let mut activator = Activator::new(config, now);
+                let mut activator = Activator::new(config, now).with_bugs(self.config.bugs.clone());
                 for (index, slot) in self.hosts.iter().enumerate() {
                     if matches!(slot, HostSlot::Down(_)) {
                         activator.on_host_liveness(HostId(index as u32), false);

@@ -1,5 +1,4 @@
 use super::*;
-use stateright::Checker;
 
 fn load(name: &str) -> ModelConfig {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../specs/models").join(format!("{name}.toml"));
@@ -52,4 +51,27 @@ fn a_broken_model_configuration_names_its_field() {
     assert_eq!(error.field.as_deref(), Some("script"), "{error}");
     assert_eq!(error.line, Some(7), "{error}");
     assert!(error.message.contains("explode"), "{error}");
+}
+
+#[test]
+fn a_checker_path_becomes_a_trace_that_replays_and_renders() {
+    let report = check(&load("sync-one-host"), &Bugs::none(), &CheckOptions { bfs: true, threads: 1, max_depth: None });
+    assert!(report.passed, "{report:?}");
+    let converged = report.properties.iter().find(|outcome| outcome.name == "converged").expect("listed");
+    assert_eq!(converged.status, "reached");
+    let text = converged.trace.as_ref().expect("an example path").join("\n") + "\n";
+    assert!(text.lines().last().is_some_and(|line| line.starts_with("{\"final\"")), "ends with the quiet check");
+    let summary = crate::trace::replay(&text).expect("a checker trace replays line for line");
+    assert_eq!(Some(summary.steps as usize), converged.path_length);
+    assert!(summary.violations.is_empty(), "{:?}", summary.violations);
+    let diagram = crate::trace::render_mermaid(&text, 0, u64::MAX, true).expect("renders");
+    assert!(diagram.contains("client->>worker_0: req0 create s0"), "{diagram}");
+    let always: Vec<&str> = report
+        .properties
+        .iter()
+        .filter(|outcome| outcome.expectation == "always")
+        .map(|outcome| outcome.status)
+        .collect();
+    assert!(always.iter().all(|status| *status == "holds"), "{always:?}");
+    assert_eq!(always.len(), 10, "REP-1..9 and REF-1");
 }
