@@ -275,6 +275,10 @@ impl Host {
             }
             self.poll_in_flight = None;
         }
+        #[cfg(feature = "bugzoo")]
+        if self.bugs.is_on(Bug::StopPollingWhenIdle) && self.next_poll == Time(u64::MAX) {
+            return; // Bug: the loop ended; a stale wake-up does not restart it.
+        }
         if now >= self.next_poll {
             self.poll(now);
         } else {

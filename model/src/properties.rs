@@ -169,6 +169,10 @@ impl PropertyChecker {
             Observation::HostRead { host, secret, found } => {
                 self.on_host_read(*host, *secret, *found, &mut violations);
             }
+            Observation::HostStranded { host } => violations.push(violation(
+                PropertyId::Rep6,
+                format!("host {host} stopped: no timer armed and no message in flight, so it can never catch up"),
+            )),
         }
         violations
     }

@@ -101,6 +101,13 @@ pub enum Observation {
         /// What the host answered.
         found: Option<SecretState>,
     },
+    /// A live host has nothing left that could wake it: no timer armed and no
+    /// message in flight to or from it. Nothing it has not applied yet will
+    /// ever reach it.
+    HostStranded {
+        /// The host.
+        host: u32,
+    },
 }
 
 /// What one host holds at the end of a run.

@@ -24,7 +24,7 @@ use std::path::Path;
 
 use model::PropertyId;
 use serde::{Deserialize, Serialize};
-use stateright::{Checker, Model, Property};
+use stateright::{Checker, HasDiscoveries, Model, Property};
 use vault::bugzoo::Bugs;
 use vault::host::HostConfig;
 use vault::interceptor::InterceptorMode;
@@ -70,6 +70,11 @@ pub struct ModelConfig {
     /// Timings, ms.
     #[serde(default)]
     pub timings: Timings,
+    /// The unique states of the whole bounded space, without bugs. A full
+    /// check whose count differs fails, so a change to the state space (a new
+    /// message, a changed timer) shows in review.
+    #[serde(default)]
+    pub pinned_unique_states: Option<usize>,
 }
 
 fn default_crashable() -> Vec<String> {
@@ -524,7 +529,11 @@ pub struct CheckReport {
     pub max_depth: usize,
     /// Per property.
     pub properties: Vec<PropertyOutcome>,
-    /// Whether every `always` holds and every expected `sometimes` was reached.
+    /// The configuration's pinned unique-state count, when this check covers
+    /// what the pin covers (the whole space, no bugs).
+    pub pinned_unique_states: Option<usize>,
+    /// Whether every `always` holds, every expected `sometimes` was reached
+    /// and the pinned count matches.
     pub passed: bool,
 }
 
@@ -538,10 +547,37 @@ pub fn check(config: &ModelConfig, bugs: &Bugs, options: &CheckOptions) -> Check
         builder = builder.target_max_depth(depth + 2);
     }
     if options.bfs {
-        report(config, &model, &properties, builder.spawn_bfs().join())
+        report(config, &model, &properties, builder.spawn_bfs().join(), options)
     } else {
-        report(config, &model, &properties, builder.spawn_dfs().join())
+        report(config, &model, &properties, builder.spawn_dfs().join(), options)
     }
+}
+
+/// A shortest path from the initial state to a state where `property` is
+/// discovered (an `always` violated or a `sometimes` reached), or `None` if
+/// the bounded space has none.
+///
+/// stateright 0.31 keeps the last discovery it visits, so a whole search
+/// reports a long path, and a breadth-first search stopped at its first
+/// discovery stops only at the end of a block of states. So: stop at the
+/// first discovery, then search again bounded one action shorter until no
+/// path is found. States at depth `target_max_depth` and beyond are not
+/// checked and the initial state has depth 1, so a bound of `len + 1`
+/// searches every shorter path.
+pub fn shortest_discovery(model: &CheckModel, property: &'static str, threads: usize) -> Option<Vec<Action>> {
+    let first_only = HasDiscoveries::AnyOf(BTreeSet::from([property]));
+    let search = |bound: Option<usize>| {
+        let mut builder = model.clone().checker().threads(threads.max(1)).finish_when(first_only.clone());
+        if let Some(bound) = bound {
+            builder = builder.target_max_depth(bound);
+        }
+        builder.spawn_bfs().join().discovery(property).map(|path| path.into_actions())
+    };
+    let mut actions = search(None)?;
+    while let Some(shorter) = search(Some(actions.len() + 1)) {
+        actions = shorter;
+    }
+    Some(actions)
 }
 
 fn report(
@@ -549,6 +585,7 @@ fn report(
     model: &CheckModel,
     properties: &[Property<CheckModel>],
     checker: impl Checker<CheckModel>,
+    options: &CheckOptions,
 ) -> CheckReport {
     let expected = expected_sometimes(config);
     let mut passed = true;
@@ -564,7 +601,11 @@ fn report(
                 (false, false) => "unreached",
             };
             passed &= status != "violated" && !(status == "unreached" && expected.contains(&property.name));
-            let actions = discovery.map(|path| path.into_actions());
+            // A counterexample is read by people: make it a shortest one.
+            let actions = match discovery {
+                Some(_) if always => shortest_discovery(model, property.name, options.threads),
+                other => other.map(|path| path.into_actions()),
+            };
             PropertyOutcome {
                 name: property.name.to_string(),
                 expectation: if always { "always" } else { "sometimes" },
@@ -574,12 +615,16 @@ fn report(
             }
         })
         .collect();
+    let whole_space = options.max_depth.is_none() && model.bugs == Bugs::none();
+    let pinned_unique_states = config.pinned_unique_states.filter(|_| whole_space);
+    passed &= pinned_unique_states.is_none_or(|pinned| pinned == checker.unique_state_count());
     CheckReport {
         name: config.name.clone(),
         states: checker.state_count(),
         unique_states: checker.unique_state_count(),
         max_depth: checker.max_depth(),
         properties: outcomes,
+        pinned_unique_states,
         passed,
     }
 }

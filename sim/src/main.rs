@@ -93,6 +93,9 @@ enum Command {
         /// Where counterexample traces go.
         #[arg(long, default_value = DEFAULT_TRACE_DIR)]
         trace_dir: PathBuf,
+        /// Switch on a bug-zoo variant of the real code (builds with `--features bugzoo`).
+        #[arg(long = "bug")]
+        bugs: Vec<String>,
     },
     /// Serve the stateright Explorer for a model configuration on loopback.
     Explore {
@@ -124,25 +127,19 @@ fn main() -> ExitCode {
     let outcome = match &cli.command {
         None => default_suite(&cli),
         Some(Command::Sim { scenario, seeds, swarm, trace_dir, check_determinism, bugs }) => {
-            match Bugs::parse(bugs.iter().map(String::as_str)) {
-                Ok(bugs) => {
-                    let trace_dir = trace_dir.clone();
-                    let options =
-                        SweepOptions { swarm: *swarm, bugs, trace_dir, check_determinism: *check_determinism };
-                    sim_command(&cli, scenario, seeds, &options)
-                }
-                Err(name) => {
-                    Err(format!("--bug {name}: no such bug-zoo entry in this build (the zoo needs --features bugzoo)"))
-                }
-            }
+            parse_bugs(bugs).and_then(|bugs| {
+                let trace_dir = trace_dir.clone();
+                let options = SweepOptions { swarm: *swarm, bugs, trace_dir, check_determinism: *check_determinism };
+                sim_command(&cli, scenario, seeds, &options)
+            })
         }
         Some(Command::Replay { trace }) => replay_command(&cli, trace),
         Some(Command::Render { trace, format: Format::Mermaid, from, to, hide_idle }) => {
             render_command(trace, *from, *to, *hide_idle)
         }
-        Some(Command::Check { config, bfs, threads, max_depth, trace_dir }) => {
+        Some(Command::Check { config, bfs, threads, max_depth, trace_dir, bugs }) => {
             let options = CheckOptions { bfs: *bfs, threads: *threads, max_depth: *max_depth };
-            check_command(&cli, config, &options, trace_dir)
+            parse_bugs(bugs).and_then(|bugs| check_command(&cli, config, &options, &bugs, trace_dir))
         }
         Some(Command::Explore { config, addr }) => explore_command(&cli, config, addr),
         Some(Command::Bench { seeds }) => bench_command(&cli, *seeds),
@@ -155,6 +152,12 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// The bug-zoo entries named by `--bug` flags.
+fn parse_bugs(names: &[String]) -> Result<Bugs, String> {
+    Bugs::parse(names.iter().map(String::as_str))
+        .map_err(|name| format!("--bug {name}: no such bug-zoo entry in this build (the zoo needs --features bugzoo)"))
 }
 
 struct SweepOptions {
@@ -176,7 +179,7 @@ fn default_suite(cli: &Cli) -> Result<bool, String> {
     }
     let configs = model_configs(&cli.specs, "all")?;
     let check_options = CheckOptions { bfs: false, threads: 2, max_depth: None };
-    let checked = run_checks(&configs, &check_options, Path::new(DEFAULT_TRACE_DIR))?;
+    let checked = run_checks(&configs, &check_options, &Bugs::none(), Path::new(DEFAULT_TRACE_DIR))?;
     let failed: u64 = summaries.iter().map(|(summary, _)| summary.failed).sum::<u64>()
         + checked.iter().filter(|one| !one.report.passed).count() as u64;
     if cli.json {
@@ -384,7 +387,12 @@ struct Checked {
     traces: Vec<(String, PathBuf)>,
 }
 
-fn run_checks(configs: &[ModelConfig], options: &CheckOptions, trace_dir: &Path) -> Result<Vec<Checked>, String> {
+fn run_checks(
+    configs: &[ModelConfig],
+    options: &CheckOptions,
+    bugs: &Bugs,
+    trace_dir: &Path,
+) -> Result<Vec<Checked>, String> {
     let mut checked = Vec::new();
     for config in configs {
         eprintln!(
@@ -394,7 +402,7 @@ fn run_checks(configs: &[ModelConfig], options: &CheckOptions, trace_dir: &Path)
             options.threads
         );
         let started = Instant::now();
-        let report = check(config, &Bugs::none(), options);
+        let report = check(config, bugs, options);
         let seconds = started.elapsed().as_secs_f64();
         let mut traces = Vec::new();
         for outcome in report.properties.iter().filter(|outcome| outcome.status == "violated") {
@@ -408,9 +416,15 @@ fn run_checks(configs: &[ModelConfig], options: &CheckOptions, trace_dir: &Path)
     Ok(checked)
 }
 
-fn check_command(cli: &Cli, config: &str, options: &CheckOptions, trace_dir: &Path) -> Result<bool, String> {
+fn check_command(
+    cli: &Cli,
+    config: &str,
+    options: &CheckOptions,
+    bugs: &Bugs,
+    trace_dir: &Path,
+) -> Result<bool, String> {
     let configs = model_configs(&cli.specs, config)?;
-    let checked = run_checks(&configs, options, trace_dir)?;
+    let checked = run_checks(&configs, options, bugs, trace_dir)?;
     if cli.json {
         let reports: Vec<_> = checked.iter().map(checked_json).collect();
         println!("{}", serde_json::json!({ "configurations": reports }));
@@ -439,9 +453,14 @@ fn checked_json(checked: &Checked) -> serde_json::Value {
 fn checked_table(checked: &Checked) -> String {
     let report = &checked.report;
     let status = if report.passed { "ok" } else { "FAILED" };
+    let pin = match report.pinned_unique_states {
+        Some(pinned) if pinned == report.unique_states => " (as pinned)".to_string(),
+        Some(pinned) => format!(" (PINNED {pinned}: update `pinned_unique_states` if the change is meant)"),
+        None => String::new(),
+    };
     let memory = checked.peak_memory_mb.map_or("?".to_string(), |mb| format!("{mb:.0} MB"));
     let mut out = format!(
-        "model {}: {status}; {} states, {} unique, depth {}, {:.2} s, {:.0} states/s, peak memory {memory}\n",
+        "model {}: {status}; {} states, {} unique{pin}, depth {}, {:.2} s, {:.0} states/s, peak memory {memory}\n",
         report.name,
         report.states,
         report.unique_states,

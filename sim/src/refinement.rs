@@ -138,7 +138,7 @@ pub fn refresh_abstract(state: &mut SpecState, world: &World, action: &Action, o
             | Observation::HostRestarted { host, .. } => {
                 hosts.insert(*host);
             }
-            Observation::Acknowledged { .. } | Observation::HostRead { .. } => {}
+            Observation::Acknowledged { .. } | Observation::HostRead { .. } | Observation::HostStranded { .. } => {}
         }
     }
     if let Action::Crash(NodeId::Host(host)) | Action::Restart(NodeId::Host(host)) = action {

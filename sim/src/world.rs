@@ -485,6 +485,7 @@ impl World {
     pub fn step(&mut self, action: &Action) -> StepReport {
         let mut report = StepReport::default();
         self.steps += 1;
+        let stranded_before = self.stranded_hosts();
         match action {
             Action::Deliver { message, at } => {
                 self.advance(*at);
@@ -532,7 +533,38 @@ impl World {
                 report.sent.push(self.send(NodeId::Client, NodeId::Host(*host), payload));
             }
         }
+        let stranded: Vec<Observation> = self
+            .stranded_hosts()
+            .into_iter()
+            .filter(|host| !stranded_before.contains(host))
+            .map(|host| Observation::HostStranded { host })
+            .collect();
+        self.observe_all(&stranded, &mut report);
         report
+    }
+
+    /// Live hosts that nothing can wake any more: no timer armed and no
+    /// message in flight to or from their current incarnation. A correct host
+    /// always has one or the other (it polls forever), so becoming stranded
+    /// breaks REP-6 at once, without waiting for an end of run that a stuck
+    /// world never reaches. Cheap: only hosts without a timer scan the network.
+    fn stranded_hosts(&self) -> Vec<u32> {
+        let mut stranded = Vec::new();
+        for (index, slot) in self.hosts.iter().enumerate() {
+            let node = NodeId::Host(index as u32);
+            if !matches!(slot, HostSlot::Up(_)) || self.timers.contains_key(&node) {
+                continue;
+            }
+            let incarnation = self.incarnation(node);
+            let pending = self.in_flight.values().any(|message| {
+                (message.to == node && message.to_incarnation == incarnation)
+                    || (message.from == node && message.from_incarnation == incarnation)
+            });
+            if !pending {
+                stranded.push(index as u32);
+            }
+        }
+        stranded
     }
 
     fn advance(&mut self, at: Time) {

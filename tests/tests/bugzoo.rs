@@ -15,11 +15,11 @@
 use std::collections::BTreeSet;
 
 use model::PropertyId;
-use sim::checker::{CheckModel, ModelConfig};
+use sim::checker::{shortest_discovery, CheckModel, CheckOptions, ModelConfig};
 use sim::driver::{run, Failure, RunOptions};
 use sim::scenario::Scenario;
 use sim::world::{Action, NodeId, Payload, World};
-use stateright::{Checker, HasDiscoveries, Model};
+use stateright::{Checker, Model};
 use vault::bugzoo::{Bug, Bugs};
 use vault::store::{CommitOutcome, StoreReply, StoreRequest};
 use vault::types::Time;
@@ -218,27 +218,49 @@ fn cursor_before_data_is_caught_by_the_model_checker_as_rep5() {
 
 #[test]
 fn stop_polling_when_idle_is_caught_by_the_simulator_as_rep6() {
-    // Every host's first poll finds an empty log and its loop ends, so the
-    // world never becomes quiet after the heal: REP-6 at the end of the run.
+    // Every host's first poll finds an empty log and its loop ends; once its
+    // stale poll deadline fires and its report is delivered, nothing can wake
+    // it again, and the world reports it stranded: REP-6 at that step, long
+    // before an end of run that the stuck world would never reach quietly.
     let (seed, failure) = first_failure(&scenario("smoke"), false, Bug::StopPollingWhenIdle, None);
     assert_eq!(failure.violation.property, PropertyId::Rep6, "{}", failure.violation);
-    assert_eq!((seed, failure.step), (0, 0));
-    assert!(failure.violation.detail.contains("did not become quiet"), "{}", failure.violation);
+    assert_eq!((seed, failure.step), (0, 620));
+    assert!(failure.violation.detail.contains("can never catch up"), "{}", failure.violation);
 }
 
 #[test]
-fn stop_polling_when_idle_is_beyond_the_model_checker_today() {
-    // Postmortem: the checker judges REP-6 only at quiet states, and a host
-    // that stopped polling behind the log keeps the world from ever being
-    // quiet, so no state shows the violation: the stuck paths are simply cut
-    // at the horizon. Catching it needs a bounded liveness check in
-    // `sim::checker` (from each state at the horizon, a fault-free completion
-    // must reach quiet). Until then this test pins the gap: the bug shrinks
-    // the space (hosts that stopped stop generating states) and REP-6 holds.
-    let config = model_config("sync-one-host");
-    let checker = CheckModel::new(config, Bugs::with(Bug::StopPollingWhenIdle)).checker().spawn_bfs().join();
-    assert!(checker.discovery("REP-6").is_none());
-    assert_eq!(checker.unique_state_count(), 3_338);
+fn stop_polling_when_idle_is_caught_by_the_model_checker_as_rep6() {
+    // Postmortem: in `sync-one-host` the stale poll deadline (30 ms) lies past
+    // the 10 ms horizon, so the stopped host still looks armed in every state
+    // the checker expands. The zoo configuration shortens the request timeout
+    // to 10 ms; the deadline fires at the horizon and the stranded host shows.
+    let catch = check("zoo-stop-polling-when-idle", Bug::StopPollingWhenIdle, "REP-6");
+    assert_eq!(catch.unique_states, 30_742);
+    assert_path(
+        &catch.path,
+        &[
+            "t=0ms fire host0",
+            "t=0ms deliver host0->store poll []",
+            "t=0ms deliver store->host0 poll reply []",
+            "t=0ms deliver host0->activator applied []",
+            "t=10ms fire host0",
+        ],
+    );
+}
+
+#[test]
+fn a_depth_first_check_still_reports_a_shortest_counterexample() {
+    // DFS finds REP-6 along a long path first; `check` replaces it with a
+    // shortest one before anyone reads it.
+    let config = model_config("zoo-stop-polling-when-idle");
+    let options = CheckOptions { bfs: false, threads: 2, max_depth: None };
+    let report = sim::checker::check(&config, &Bugs::with(Bug::StopPollingWhenIdle), &options);
+    assert!(!report.passed);
+    let rep6 = report.properties.iter().find(|outcome| outcome.name == "REP-6").expect("listed");
+    assert_eq!((rep6.status, rep6.path_length), ("violated", Some(5)));
+    let trace = rep6.trace.as_ref().expect("a counterexample trace").join("\n") + "\n";
+    let summary = sim::trace::replay(&trace).expect("replays");
+    assert!(summary.violations.iter().any(|violation| violation.starts_with("REP-6")), "{:?}", summary.violations);
 }
 
 // --- activate-on-commit (REP-7) --------------------------------------------
@@ -350,31 +372,15 @@ struct ModelCatch {
 }
 
 /// Checks the model `config_name` with `bug` on: `property` is violated
-/// somewhere in the bounded space; a breadth-first search stopped at its first
-/// discovery gives a counterexample, and a search bounded one action shorter
-/// finds none, so it is a shortest one; its trace replays; and the same model
-/// without the bug does not violate `property`.
+/// somewhere in the bounded space; [`shortest_discovery`] gives a shortest
+/// counterexample; its trace replays; and the same model without the bug does
+/// not violate `property`.
 fn check(config_name: &str, bug: Bug, property: &'static str) -> ModelCatch {
     let config = model_config(config_name);
     let model = CheckModel::new(config.clone(), Bugs::with(bug));
     let whole = model.clone().checker().spawn_bfs().join();
     assert!(whole.discovery(property).is_some(), "{} escapes the checker in {config_name}", bug.name());
-    // stateright keeps the last violating state it visits, so the whole
-    // space's discovery is a long path; stopping at the first gives a short one.
-    let first_only = HasDiscoveries::AnyOf(BTreeSet::from([property]));
-    let first = model.clone().checker().finish_when(first_only.clone()).spawn_bfs().join();
-    let mut actions = first.discovery(property).expect("found again").into_actions();
-    // That one may still not be the shortest (the search stops only at the end
-    // of a block of states): look for shorter ones until there is none. States
-    // at depth `target_max_depth` and beyond are not checked and the initial
-    // state has depth 1, so a bound of `len + 1` searches every shorter path.
-    loop {
-        let bounded = model.clone().checker().finish_when(first_only.clone()).target_max_depth(actions.len() + 1);
-        match bounded.spawn_bfs().join().discovery(property) {
-            Some(shorter) => actions = shorter.into_actions(),
-            None => break,
-        }
-    }
+    let actions = shortest_discovery(&model, property, 1).expect("found again");
     let text = model.trace(&actions).join("\n") + "\n";
     let summary = sim::trace::replay(&text).unwrap_or_else(|error| panic!("the counterexample replays: {error:?}"));
     assert_eq!(summary.steps as usize, actions.len());

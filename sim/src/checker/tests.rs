@@ -75,3 +75,35 @@ fn a_checker_path_becomes_a_trace_that_replays_and_renders() {
     assert!(always.iter().all(|status| *status == "holds"), "{always:?}");
     assert_eq!(always.len(), 10, "REP-1..9 and REF-1");
 }
+
+#[test]
+fn a_full_check_fails_when_the_pinned_state_count_changes() {
+    let options = CheckOptions { bfs: false, threads: 1, max_depth: None };
+    let shipped = load("sync-one-host");
+    let report = check(&shipped, &Bugs::none(), &options);
+    assert_eq!((report.passed, report.pinned_unique_states), (true, Some(7_920)));
+    let mut stale = shipped.clone();
+    stale.pinned_unique_states = Some(7_919);
+    assert!(!check(&stale, &Bugs::none(), &options).passed, "a stale pin must fail the check");
+    // A depth-bounded search covers part of the space: the pin does not apply.
+    let bounded = check(&stale, &Bugs::none(), &CheckOptions { max_depth: Some(5), ..options });
+    assert_eq!(bounded.pinned_unique_states, None);
+}
+
+#[test]
+fn every_shipped_configuration_pins_its_state_count() {
+    // Bug-zoo configurations are pinned by the bug-zoo tests, with the bug on.
+    let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../specs/models");
+    let mut unpinned = Vec::new();
+    for entry in std::fs::read_dir(&folder).expect("specs/models exists") {
+        let path = entry.expect("readable").path();
+        let name = path.file_stem().expect("a file name").to_string_lossy().to_string();
+        if name.starts_with("zoo-") || path.extension().is_none_or(|extension| extension != "toml") {
+            continue;
+        }
+        if ModelConfig::load(&path).expect("parses").pinned_unique_states.is_none() {
+            unpinned.push(name);
+        }
+    }
+    assert!(unpinned.is_empty(), "configurations without `pinned_unique_states`: {unpinned:?}");
+}
