@@ -17,6 +17,9 @@
 //! * [`host::Host`]: a data-plane host with its local store and cursors.
 //! * [`activator::Activator`]: marks a secret `Active` once every live host of
 //!   its cell has applied it.
+//! * [`quota::QuotaTable`]: admits or throttles client requests with per-tenant
+//!   and global quotas and a service capacity, on exact integer
+//!   [`quota::TokenBucket`]s (also the backfiller's store-traffic budget).
 //! * [`store::SharedStore`]: the same engine behind shared memory for a real
 //!   multi-threaded deployment, checked with loom through [`sync`].
 
@@ -25,6 +28,7 @@ pub mod bugzoo;
 pub mod host;
 pub mod interceptor;
 pub mod publisher;
+pub mod quota;
 pub mod store;
 pub mod sync;
 pub mod types;
