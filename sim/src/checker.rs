@@ -20,8 +20,11 @@
 //! test proves the checker reaches them.
 
 use std::collections::BTreeSet;
+use std::hash::{Hash, Hasher};
 use std::path::Path;
+use std::sync::Arc;
 
+use model::spec::SpecState;
 use model::PropertyId;
 use serde::{Deserialize, Serialize};
 use stateright::{Checker, HasDiscoveries, Model, Property};
@@ -255,8 +258,9 @@ pub struct Marks {
     pub crash_between_apply_and_report: bool,
 }
 
-/// A state of the checked world.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+/// A state of the checked world. Equality and hashing leave out
+/// `abstraction`, a function of `world` kept only to save recomputing it.
+#[derive(Clone, Debug)]
 pub struct CheckState {
     /// The world.
     pub world: World,
@@ -270,6 +274,29 @@ pub struct CheckState {
     pub copies: BTreeSet<MessageId>,
     /// Rare paths reached.
     pub marks: Marks,
+    /// The world's abstraction ([`abstract_state`]), for the refinement check
+    /// of each step out of this state.
+    abstraction: Arc<SpecState>,
+}
+
+impl CheckState {
+    fn key(&self) -> (&World, &Vec<bool>, &Budgets, &BTreeSet<PropertyId>, &BTreeSet<MessageId>, &Marks) {
+        (&self.world, &self.issued, &self.budgets, &self.violated, &self.copies, &self.marks)
+    }
+}
+
+impl PartialEq for CheckState {
+    fn eq(&self, other: &CheckState) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Eq for CheckState {}
+
+impl Hash for CheckState {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.key().hash(state);
+    }
 }
 
 impl CheckState {
@@ -347,6 +374,7 @@ impl CheckModel {
             violated: BTreeSet::new(),
             copies: BTreeSet::new(),
             marks: Marks::default(),
+            abstraction: Arc::new(abstract_state(&self.initial)),
         }
     }
 
@@ -444,9 +472,11 @@ impl Model for CheckModel {
             _ => {}
         }
         let report = next.world.step(&action);
-        if let Err(violation) = self.refinement.check(&abstract_state(&last.world), &abstract_state(&next.world)) {
+        let abstraction = abstract_state(&next.world);
+        if let Err(violation) = self.refinement.check(&last.abstraction, &abstraction) {
             next.violated.insert(violation.property);
         }
+        next.abstraction = Arc::new(abstraction);
         if matches!(action, Action::Duplicate(_)) {
             next.copies.extend(report.sent.iter().copied());
         }
