@@ -106,10 +106,18 @@ enum Command {
         addr: String,
     },
     /// Measure the simulator's speed on `smoke` and `replication-faults`.
+    /// Measure the simulator's speed on `smoke` and `replication-faults`, and
+    /// the checker's states per second and peak memory on every configuration.
     Bench {
         /// Seeds per scenario.
         #[arg(long, default_value_t = 5)]
         seeds: u64,
+        /// Checker runs per configuration, each in a fresh process so its peak memory is its own.
+        #[arg(long, default_value_t = 3)]
+        check_runs: usize,
+        /// Checker threads.
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
     },
 }
 
@@ -142,7 +150,7 @@ fn main() -> ExitCode {
             parse_bugs(bugs).and_then(|bugs| check_command(&cli, config, &options, &bugs, trace_dir))
         }
         Some(Command::Explore { config, addr }) => explore_command(&cli, config, addr),
-        Some(Command::Bench { seeds }) => bench_command(&cli, *seeds),
+        Some(Command::Bench { seeds, check_runs, threads }) => bench_command(&cli, *seeds, *check_runs, *threads),
     };
     match outcome {
         Ok(true) => ExitCode::SUCCESS,
@@ -323,8 +331,9 @@ fn render_command(trace: &Path, from: u64, to: u64, hide_idle: bool) -> Result<b
     Ok(true)
 }
 
-/// Simulator speed with traces off; medians over seeds.
-fn bench_command(cli: &Cli, seeds: u64) -> Result<bool, String> {
+/// Simulator speed with traces off (medians over seeds), then checker speed
+/// and memory per configuration (medians over runs, DFS).
+fn bench_command(cli: &Cli, seeds: u64, check_runs: usize, threads: usize) -> Result<bool, String> {
     let mut rows = Vec::new();
     for name in ["smoke", "replication-faults"] {
         let scenario = Scenario::load(&scenario_path(&cli.specs, name)).map_err(|error| error.to_string())?;
@@ -339,20 +348,83 @@ fn bench_command(cli: &Cli, seeds: u64) -> Result<bool, String> {
         }
         rows.push((name, median(&mut events_per_second), median(&mut simulated_per_wall)));
     }
+    let checks = bench_checks(cli, check_runs, threads)?;
     if cli.json {
         let rows: Vec<_> = rows
             .iter()
             .map(|(name, events, simulated)| serde_json::json!({"scenario": name, "events_per_second": events, "simulated_seconds_per_wall_second": simulated, "seeds": seeds}))
             .collect();
-        println!("{}", serde_json::json!({ "bench": rows }));
+        let checks: Vec<_> = checks
+            .iter()
+            .map(|row| serde_json::json!({"configuration": row.name, "unique_states": row.unique_states, "states_per_second": row.states_per_second, "peak_memory_mb": row.peak_memory_mb, "seconds": row.seconds, "runs": check_runs, "threads": threads}))
+            .collect();
+        println!("{}", serde_json::json!({ "bench": rows, "check": checks }));
     } else {
         println!("{:<20} {:>16} {:>26}", "scenario", "events/s", "simulated s per wall s");
         for (name, events, simulated) in rows {
             println!("{name:<20} {events:>16.0} {simulated:>26.0}");
         }
-        println!("(medians over {seeds} seeds, traces off, properties on, one thread)");
+        println!("(medians over {seeds} seeds, traces off, properties on, one thread)\n");
+        println!(
+            "{:<20} {:>14} {:>14} {:>10} {:>16}",
+            "configuration", "unique states", "states/s", "seconds", "peak memory MB"
+        );
+        for row in &checks {
+            println!(
+                "{:<20} {:>14} {:>14.0} {:>10.2} {:>16.1}",
+                row.name, row.unique_states, row.states_per_second, row.seconds, row.peak_memory_mb
+            );
+        }
+        println!("(medians over {check_runs} runs, DFS, {threads} threads, each run in its own process)");
     }
     Ok(true)
+}
+
+/// One configuration's checker figures in `vaultsim bench`.
+struct CheckBench {
+    name: String,
+    unique_states: u64,
+    states_per_second: f64,
+    seconds: f64,
+    peak_memory_mb: f64,
+}
+
+/// Runs `vaultsim check <config> --json` in a child process per run, so each
+/// peak resident size belongs to one configuration alone.
+fn bench_checks(cli: &Cli, runs: usize, threads: usize) -> Result<Vec<CheckBench>, String> {
+    let exe = std::env::current_exe().map_err(|error| format!("cannot find this executable: {error}"))?;
+    let mut rows = Vec::new();
+    for config in model_configs(&cli.specs, "all")? {
+        let (mut rates, mut seconds, mut memory, mut unique) = (Vec::new(), Vec::new(), Vec::new(), 0);
+        for run in 0..runs.max(1) {
+            eprintln!("bench: checking {} (run {} of {runs})", config.name, run + 1);
+            let output = std::process::Command::new(&exe)
+                .arg("--specs")
+                .arg(&cli.specs)
+                .args(["--json", "check", &config.name, "--threads", &threads.to_string()])
+                .output()
+                .map_err(|error| format!("cannot run {}: {error}", exe.display()))?;
+            let text = String::from_utf8_lossy(&output.stdout);
+            let json: serde_json::Value = serde_json::from_str(&text)
+                .map_err(|error| format!("check {} printed no report ({error}): {text}", config.name))?;
+            let report = &json["configurations"][0];
+            let number = |field: &str| {
+                report[field].as_f64().ok_or_else(|| format!("check {} report lacks `{field}`", config.name))
+            };
+            rates.push(number("states_per_second")?);
+            seconds.push(number("seconds")?);
+            memory.push(number("peak_memory_mb")?);
+            unique = number("unique_states")? as u64;
+        }
+        rows.push(CheckBench {
+            name: config.name.clone(),
+            unique_states: unique,
+            states_per_second: median(&mut rates),
+            seconds: median(&mut seconds),
+            peak_memory_mb: median(&mut memory),
+        });
+    }
+    Ok(rows)
 }
 
 /// The model configurations named by `config`: one name or path, or `all`.
