@@ -38,7 +38,7 @@ const CAUGHT: [(Bug, &str); 8] = [
     (Bug::StopPollingWhenIdle, "stop_polling_when_idle_*"),
     (Bug::ActivateOnCommit, "activate_on_commit_*"),
     (Bug::AcknowledgeBeforeCommit, "acknowledge_before_commit_*"),
-    (Bug::UnvalidatedCommit, "planted.rs"),
+    (Bug::UnvalidatedCommit, "planted.rs, unvalidated_commit_*"),
 ];
 
 #[test]
@@ -49,6 +49,38 @@ fn every_entry_of_the_zoo_has_a_catch() {
     for (bug, _) in CAUGHT {
         assert!(PropertyId::parse(bug.breaks()).is_some(), "{} breaks an unknown property", bug.name());
     }
+}
+
+// --- unvalidated-commit (REP-9) --------------------------------------------
+
+#[test]
+fn unvalidated_commit_is_caught_by_the_model_checker_as_rep9() {
+    // The simulator's catch is in `planted.rs`. Two writers update one secret
+    // on the same read; without validation both commit the same version.
+    let catch = check("zoo-unvalidated-commit", Bug::UnvalidatedCommit, "REP-9");
+    assert_eq!(catch.unique_states, 74_802);
+    assert_path(
+        &catch.path,
+        &[
+            "t=0ms submit req0 create s0 to worker0",
+            "t=0ms submit req2 update s0 to worker1",
+            "t=0ms deliver client->worker0 request create s0",
+            "t=0ms deliver client->worker1 request update s0",
+            "t=0ms deliver worker0->store read 3 keys",
+            "t=0ms deliver store->worker0 read reply",
+            "t=0ms deliver worker0->store commit (3 reads, 3 writes)",
+            "t=0ms deliver worker1->store read 1 keys",
+            "t=0ms deliver store->worker0 commit reply: committed",
+            "t=0ms deliver store->worker1 read reply",
+            "t=0ms deliver worker0->client answer ok",
+            "t=0ms submit req1 update s0 to worker0",
+            "t=0ms deliver client->worker0 request update s0",
+            "t=0ms deliver worker0->store read 1 keys",
+            "t=0ms deliver store->worker0 read reply",
+            "t=0ms deliver worker0->store commit (1 reads, 2 writes)",
+            "t=0ms deliver worker1->store commit (1 reads, 2 writes)",
+        ],
+    );
 }
 
 // --- corrupting-apply (REP-1) ----------------------------------------------
