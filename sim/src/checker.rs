@@ -347,7 +347,7 @@ impl CheckModel {
     /// with the script done and the world quiet.
     pub fn trace(&self, actions: &[Action]) -> Vec<String> {
         let mut state = self.initial_state();
-        let mut tracker = RefinementTracker::new(self.refinement(), &state.world);
+        let mut tracker = RefinementTracker::full(self.refinement(), &state.world);
         let mut writer = TraceWriter::for_model(&self.config, &self.bugs);
         for action in actions {
             let mut report = state.world.step(action);

@@ -47,22 +47,40 @@ impl Refinement {
 }
 
 /// Follows a world step by step, checking each step against the spec with
-/// the incremental abstraction ([`refresh_abstract`]).
+/// the incremental abstraction ([`refresh_abstract`]), or with the whole
+/// abstraction recomputed after every step ([`RefinementTracker::full`]).
 #[derive(Clone, Debug)]
 pub struct RefinementTracker {
     refinement: Refinement,
     before: SpecState,
+    full: bool,
 }
 
 impl RefinementTracker {
-    /// Starts following `world` (in its current state).
+    /// Starts following `world` (in its current state), incrementally: what
+    /// the simulator can afford on every step.
     pub fn new(refinement: Refinement, world: &World) -> RefinementTracker {
-        RefinementTracker { refinement, before: abstract_state(world) }
+        RefinementTracker { refinement, before: abstract_state(world), full: false }
+    }
+
+    /// Starts following `world`, recomputing the whole abstraction after every
+    /// step as the model checker does, so a change no observation reports is
+    /// seen at its step. For checker traces, which are short.
+    pub fn full(refinement: Refinement, world: &World) -> RefinementTracker {
+        RefinementTracker { full: true, ..RefinementTracker::new(refinement, world) }
     }
 
     /// After `world` took `action` (which produced `report`), adds a REF-1
     /// violation to the report if no spec step explains the change.
     pub fn on_step(&mut self, world: &World, action: &Action, report: &mut StepReport) {
+        if self.full {
+            let after = abstract_state(world);
+            if let Err(violation) = self.refinement.check(&self.before, &after) {
+                report.violations.push(violation);
+            }
+            self.before = after;
+            return;
+        }
         let host_fault = matches!(action, Action::Crash(NodeId::Host(_)) | Action::Restart(NodeId::Host(_)));
         if report.observations.is_empty() && !host_fault {
             return; // Nothing the abstraction holds can have changed.

@@ -439,7 +439,7 @@ impl TraceHeader {
             TraceSource::Model { config } => {
                 let model = CheckModel::new((**config).clone(), self.bugs.clone());
                 let world = model.initial_state().world;
-                let tracker = RefinementTracker::new(model.refinement(), &world);
+                let tracker = RefinementTracker::full(model.refinement(), &world);
                 (world, tracker)
             }
         }
