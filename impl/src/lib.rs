@@ -20,10 +20,14 @@
 //! * [`quota::QuotaTable`]: admits or throttles client requests with per-tenant
 //!   and global quotas and a service capacity, on exact integer
 //!   [`quota::TokenBucket`]s (also the backfiller's store-traffic budget).
+//! * [`backfill::Backfiller`]: live migration's phase 2, emits events for the
+//!   secrets last written before replication was switched on, page by page
+//!   under a persisted bookmark and a store-traffic budget.
 //! * [`store::SharedStore`]: the same engine behind shared memory for a real
 //!   multi-threaded deployment, checked with loom through [`sync`].
 
 pub mod activator;
+pub mod backfill;
 pub mod bugzoo;
 pub mod host;
 pub mod interceptor;

@@ -1,0 +1,362 @@
+//! The backfiller of live migration's phase 2: replicates the secrets that
+//! were last mutated before replication was switched on.
+//!
+//! From `t1` on (phase 1, sync) every mutation emits a replication event, but
+//! a secret last written before `t1` has never been in the log. The backfiller
+//! walks the secrets table in key order, a page of `page_keys` keys at a time,
+//! and for each secret whose entry was last committed at or before `t1` emits
+//! an event carrying the record it read, through the same [`Interceptor`] as a
+//! live write. `t1` is a [`CommitSeq`], the last commit made without
+//! replication: every later commit emitted its own event, so entries
+//! committed after it are skipped.
+//!
+//! One page is one transaction: the events of the page and the bookmark that
+//! moves past it commit together, and the transaction reads every emitted
+//! secret at the version scanned and the bookmark at the version read. So:
+//!
+//! * a live write to a secret of the page between the scan and the commit
+//!   makes the page conflict; the page is scanned again, and the secret, now
+//!   mutated since `t1`, is skipped: a backfill event never carries an older
+//!   record than a live event committed before it (MIG-1), and a deleted
+//!   secret's tombstone is a record like any other, so no backfill
+//!   resurrects it;
+//! * a crash loses at most the page in progress: after a restart the
+//!   backfiller reads its bookmark and resumes after the last committed page
+//!   (MIG-3); two incarnations racing on one bookmark conflict;
+//! * tombstones older than `t1` are emitted too, so hosts converge on the
+//!   store's contents exactly.
+//!
+//! Every store request takes a token from a [`TokenBucket`] first (THR-3):
+//! the backfiller never sends faster than its budget, whatever the store
+//! answers. Without a token it sleeps until one is due.
+//!
+//! Call protocol: [`Backfiller::on_timer`], [`Backfiller::on_store_reply`];
+//! drain [`Backfiller::poll_output`].
+
+use std::collections::{BTreeSet, VecDeque};
+
+use crate::interceptor::{Interceptor, InterceptorMode};
+use crate::quota::{BucketConfig, TokenBucket};
+use crate::store::{BookmarkId, CommitOutcome, Key, ReadEntry, ScanPage, StoreReply, StoreRequest, Table, Transaction};
+use crate::store::{Value, Write};
+use crate::types::{CommitSeq, Mutation, RequestTag, SecretId, TenantId, Time};
+
+/// The bookmark value that marks a finished walk.
+const DONE: u64 = u64::MAX;
+
+/// Limits and knobs of a backfiller.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct BackfillConfig {
+    /// Where the bookmark is persisted.
+    pub bookmark: BookmarkId,
+    /// `t1`: the last commit before replication was switched on. Entries
+    /// committed after it are skipped.
+    pub since: CommitSeq,
+    /// How events are emitted (as the live writers do).
+    pub mode: InterceptorMode,
+    /// Keys scanned per page; the bookmark is persisted after every page.
+    pub page_keys: usize,
+    /// The budget of store requests.
+    pub budget: BucketConfig,
+    /// How long to wait for a store reply.
+    pub request_timeout_ns: u64,
+}
+
+/// What a backfiller asks its caller to do.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum BackfillOutput {
+    /// Send `request` to the store.
+    Store {
+        /// Tag to return with the reply.
+        tag: RequestTag,
+        /// The request.
+        request: StoreRequest,
+    },
+    /// Call [`Backfiller::on_timer`] at or after `deadline`.
+    Timer {
+        /// When to wake the backfiller.
+        deadline: Time,
+    },
+    /// The walk reached the end of the secrets table (reported once per
+    /// incarnation, also when it starts from a finished bookmark).
+    Done,
+}
+
+/// Counters a backfiller keeps for reports.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct BackfillStats {
+    /// Keys scanned in committed pages.
+    pub keys_scanned: u64,
+    /// Events emitted in committed pages.
+    pub events_emitted: u64,
+    /// Secrets skipped because they were mutated since `t1`, in committed pages.
+    pub skipped_live: u64,
+    /// Pages refused with a conflict (and redone).
+    pub conflicts: u64,
+    /// Store requests sent (each took one token).
+    pub requests: u64,
+    /// Times the backfiller waited for a token.
+    pub throttled: u64,
+}
+
+/// Where the walk is.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Step {
+    /// Nothing outstanding; the next request is `next`.
+    Ready(Next),
+    /// Waiting for the reply to a request.
+    Waiting(Pending),
+    /// The walk is finished.
+    Done,
+}
+
+/// The request to send when a token allows.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Next {
+    ReadBookmark,
+    Scan,
+    ReadHeads { page: ScanPage },
+    Commit { page: ScanPage, heads: Vec<ReadEntry> },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Pending {
+    tag: RequestTag,
+    abandon_at: Time,
+    /// What the request was.
+    next: Next,
+}
+
+/// The backfiller. See the module documentation.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Backfiller {
+    config: BackfillConfig,
+    interceptor: Interceptor,
+    bucket: TokenBucket,
+    step: Step,
+    /// The bookmark as last read or committed: its value and entry version.
+    bookmark: Option<(u64, CommitSeq)>,
+    next_tag: RequestTag,
+    outputs: VecDeque<BackfillOutput>,
+    stats: BackfillStats,
+}
+
+impl Backfiller {
+    /// A backfiller (a fresh incarnation) that starts by reading its bookmark at `now`.
+    pub fn new(config: BackfillConfig, now: Time) -> Backfiller {
+        assert!(config.page_keys > 0, "a page holds at least one key");
+        assert!(config.request_timeout_ns > 0, "a zero timeout abandons every request");
+        let bucket = TokenBucket::new(config.budget).unwrap_or_else(|field| panic!("backfill budget: {field}"));
+        let interceptor = Interceptor { mode: config.mode };
+        let mut backfiller = Backfiller {
+            config,
+            interceptor,
+            bucket,
+            step: Step::Ready(Next::ReadBookmark),
+            bookmark: None,
+            next_tag: RequestTag::default(),
+            outputs: VecDeque::new(),
+            stats: BackfillStats::default(),
+        };
+        backfiller.outputs.push_back(BackfillOutput::Timer { deadline: now });
+        backfiller
+    }
+
+    /// The next output, if any.
+    pub fn poll_output(&mut self) -> Option<BackfillOutput> {
+        self.outputs.pop_front()
+    }
+
+    /// Counters for reports.
+    pub fn stats(&self) -> BackfillStats {
+        self.stats
+    }
+
+    /// Whether the walk is finished.
+    pub fn is_done(&self) -> bool {
+        self.step == Step::Done
+    }
+
+    /// The timer may have expired: abandon a request that timed out, or send
+    /// the next request if a token is available.
+    pub fn on_timer(&mut self, now: Time) {
+        if let Step::Waiting(pending) = &self.step {
+            if now < pending.abandon_at {
+                // Woken early: the fired timer is gone, so arm the abandon deadline again.
+                self.outputs.push_back(BackfillOutput::Timer { deadline: pending.abandon_at });
+                return;
+            }
+            // A timed-out commit may still land: start the page over from the
+            // bookmark, whose version tells whether it did.
+            self.step = Step::Ready(Next::ReadBookmark);
+        }
+        if let Step::Ready(next) = &self.step {
+            let next = next.clone();
+            self.send(now, next);
+        }
+        self.check_invariants();
+    }
+
+    /// The store answered the request tagged `tag`.
+    pub fn on_store_reply(&mut self, now: Time, tag: RequestTag, reply: StoreReply) {
+        let Step::Waiting(pending) = &self.step else { return };
+        if pending.tag != tag {
+            return; // A late reply to an abandoned request.
+        }
+        let next = pending.next.clone();
+        match (next, reply) {
+            (Next::ReadBookmark, StoreReply::Read(entries)) => self.on_bookmark(now, &entries),
+            (Next::Scan, StoreReply::Scan(page)) => self.on_page(now, page),
+            (Next::ReadHeads { page }, StoreReply::Read(heads)) => self.send(now, Next::Commit { page, heads }),
+            (Next::Commit { page, .. }, StoreReply::Commit(outcome)) => self.on_commit(now, &page, &outcome),
+            (next, reply) => panic!("store answered {next:?} with {reply:?}"),
+        }
+        self.check_invariants();
+    }
+
+    fn on_bookmark(&mut self, now: Time, entries: &[ReadEntry]) {
+        let [entry] = entries else { panic!("one bookmark read, {} entries answered", entries.len()) };
+        assert_eq!(entry.key, Key::Bookmark(self.config.bookmark), "another key answered");
+        let value = match entry.value {
+            None => 0,
+            Some(Value::Bookmark(value)) => value,
+            Some(ref other) => panic!("bookmark holds {other:?}"),
+        };
+        self.bookmark = Some((value, entry.version));
+        if value == DONE {
+            self.finish();
+        } else {
+            self.send(now, Next::Scan);
+        }
+    }
+
+    fn on_page(&mut self, now: Time, page: ScanPage) {
+        assert!(page.rows.len() <= self.config.page_keys, "store sent more rows than asked");
+        let tenants = emitted_tenants(&page, self.config.since);
+        if tenants.is_empty() || self.config.mode == InterceptorMode::Async {
+            self.send(now, Next::Commit { page, heads: Vec::new() });
+        } else {
+            self.send(now, Next::ReadHeads { page });
+        }
+    }
+
+    fn on_commit(&mut self, now: Time, page: &ScanPage, outcome: &CommitOutcome) {
+        match outcome {
+            CommitOutcome::Committed { commit, .. } => {
+                let emitted = emitted(page, self.config.since).count() as u64;
+                self.stats.keys_scanned += page.rows.len() as u64;
+                self.stats.events_emitted += emitted;
+                self.stats.skipped_live += page.rows.len() as u64 - emitted;
+                let value = next_bookmark(page);
+                self.bookmark = Some((value, *commit));
+                if value == DONE {
+                    self.finish();
+                } else {
+                    self.send(now, Next::Scan);
+                }
+            }
+            CommitOutcome::Conflict { .. } => {
+                // A live write or another incarnation got there first: read
+                // the bookmark again and redo the page from there.
+                self.stats.conflicts += 1;
+                self.send(now, Next::ReadBookmark);
+            }
+            CommitOutcome::Invalid(invalid) => panic!("backfiller built an invalid transaction: {invalid:?}"),
+        }
+    }
+
+    fn finish(&mut self) {
+        self.step = Step::Done;
+        self.outputs.push_back(BackfillOutput::Done);
+    }
+
+    /// Sends `next` if the budget has a token; otherwise sleeps until it has.
+    fn send(&mut self, now: Time, next: Next) {
+        if let Err(shortfall) = self.bucket.try_take(now, 1) {
+            self.stats.throttled += 1;
+            self.step = Step::Ready(next);
+            self.outputs.push_back(BackfillOutput::Timer { deadline: now.plus_ns(shortfall.retry_after_ns) });
+            return;
+        }
+        let request = self.request(&next);
+        let tag = self.next_tag.take_next();
+        let abandon_at = now.plus_ns(self.config.request_timeout_ns);
+        self.stats.requests += 1;
+        self.step = Step::Waiting(Pending { tag, abandon_at, next });
+        self.outputs.push_back(BackfillOutput::Store { tag, request });
+        self.outputs.push_back(BackfillOutput::Timer { deadline: abandon_at });
+    }
+
+    fn request(&self, next: &Next) -> StoreRequest {
+        match next {
+            Next::ReadBookmark => StoreRequest::Read { keys: vec![Key::Bookmark(self.config.bookmark)] },
+            Next::Scan => {
+                let (value, _) = self.bookmark.expect("a scan follows a bookmark read");
+                let after = value.checked_sub(1).map(|last| Key::Secret(SecretId(last as u32)));
+                StoreRequest::Scan { table: Table::Secrets, after, limit: self.config.page_keys }
+            }
+            Next::ReadHeads { page } => {
+                let tenants = emitted_tenants(page, self.config.since);
+                StoreRequest::Read { keys: tenants.into_iter().map(Key::LogHead).collect() }
+            }
+            Next::Commit { page, heads } => StoreRequest::Commit(self.page_transaction(page, heads)),
+        }
+    }
+
+    /// The page's events and the bookmark past it, validated against every
+    /// version they depend on.
+    fn page_transaction(&self, page: &ScanPage, heads: &[ReadEntry]) -> Transaction {
+        let (_, bookmark_version) = self.bookmark.expect("a commit follows a bookmark read");
+        let key = Key::Bookmark(self.config.bookmark);
+        let mut transaction = Transaction { reads: vec![(key, bookmark_version)], writes: Vec::new() };
+        for (row, mutation) in emitted(page, self.config.since) {
+            transaction.reads.push((row.key, row.version));
+            let head = heads.iter().find(|head| head.key == Key::LogHead(mutation.record.tenant));
+            self.interceptor.on_mutation(&mut transaction, mutation, head);
+        }
+        transaction.writes.push(Write::Put(key, Value::Bookmark(next_bookmark(page))));
+        transaction
+    }
+
+    /// Asserts the backfiller's invariants.
+    pub fn check_invariants(&self) {
+        let next = match &self.step {
+            Step::Ready(next) | Step::Waiting(Pending { next, .. }) => Some(next),
+            Step::Done => None,
+        };
+        if next.is_some_and(|next| *next != Next::ReadBookmark) {
+            assert!(self.bookmark.is_some(), "a page is worked on only after the bookmark was read");
+        }
+        if self.step == Step::Done {
+            assert_eq!(self.bookmark.map(|(value, _)| value), Some(DONE), "done only at the finished bookmark");
+        }
+        self.bucket.check_invariants();
+    }
+}
+
+/// The rows of `page` the backfiller emits (last committed at or before
+/// `since`) with their mutations.
+fn emitted(page: &ScanPage, since: CommitSeq) -> impl Iterator<Item = (&ReadEntry, Mutation)> {
+    page.rows.iter().filter(move |row| row.version <= since).map(|row| {
+        let (Key::Secret(secret), Some(Value::Secret(record))) = (row.key, &row.value) else {
+            panic!("a secrets scan returned {row:?}");
+        };
+        (row, Mutation { secret, record: record.clone() })
+    })
+}
+
+fn emitted_tenants(page: &ScanPage, since: CommitSeq) -> BTreeSet<TenantId> {
+    emitted(page, since).map(|(_, mutation)| mutation.record.tenant).collect()
+}
+
+/// The bookmark after `page`: one past its last key, or [`DONE`] at the end.
+fn next_bookmark(page: &ScanPage) -> u64 {
+    match page.resume_after {
+        None => DONE,
+        Some(Key::Secret(secret)) => u64::from(secret.0) + 1,
+        Some(other) => panic!("a secrets scan resumes after {other:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests;
