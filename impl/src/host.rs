@@ -8,7 +8,9 @@
 //!
 //! Apply is idempotent and forward-only: an event at or below the partition's
 //! cursor is a duplicate and ignored; an event whose version is not newer than
-//! the local record changes nothing but the cursor. Events that arrive ahead of
+//! the local record changes nothing but the cursor. Only [`LocalStore::repair`]
+//! (a verifier's repair of a damaged entry) replaces a record at its own
+//! version, and never with another version. Events that arrive ahead of
 //! a gap wait in a bounded buffer (`pending_events_max`) until the gap fills.
 //!
 //! Call protocol: [`Host::on_timer`] (poll loop), [`Host::on_store_reply`];
@@ -21,7 +23,7 @@ use std::collections::{BTreeMap, VecDeque};
 use crate::bugzoo::Bug;
 use crate::bugzoo::Bugs;
 use crate::store::{StoreReply, StoreRequest};
-use crate::types::{HostId, LogEvent, RequestTag, SecretId, SecretRecord, Seq, TenantId, Time, Version};
+use crate::types::{Checksum, HostId, LogEvent, RequestTag, SecretId, SecretRecord, Seq, TenantId, Time, Version};
 
 /// Limits and knobs of a host.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -90,6 +92,16 @@ pub enum ApplyEffect {
     Stale,
 }
 
+/// What a host holds of one secret, for a verifier to compare.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct DigestEntry {
+    /// The local version.
+    pub version: Version,
+    /// The checksum of the local content's bytes as they are now (not the one
+    /// stored beside them); `None` for a tombstone.
+    pub checksum: Option<Checksum>,
+}
+
 /// A host's durable state: records and cursors, changed together.
 #[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct LocalStore {
@@ -147,12 +159,49 @@ impl LocalStore {
         self.records.iter().map(|(secret, record)| (*secret, record))
     }
 
+    /// A verifier's repair: replaces the local record of `secret` by `record`
+    /// if both are at the same version and differ (a damaged entry). Returns
+    /// whether it replaced anything. A record of another version is ignored:
+    /// replication, not repair, moves versions.
+    pub fn repair(&mut self, secret: SecretId, record: &SecretRecord) -> bool {
+        record.check_invariants();
+        match self.records.get_mut(&secret) {
+            Some(local) if local.version == record.version && local != record => {
+                *local = record.clone();
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// A storage fault: flips a bit of the stored content of `secret`,
+    /// keeping its version and stored checksum. Returns whether there was a
+    /// non-empty content to damage.
+    pub fn flip_bit(&mut self, secret: SecretId) -> bool {
+        let Some(content) = self.records.get_mut(&secret).and_then(|record| record.content.as_mut()) else {
+            return false;
+        };
+        let flipped = content.with_flipped_bit();
+        let changed = flipped != *content;
+        *content = flipped;
+        changed
+    }
+
+    /// What this store holds of each of `secrets` (`None`: never applied), in order.
+    pub fn digest(&self, secrets: &[SecretId]) -> Vec<(SecretId, Option<DigestEntry>)> {
+        let entry = |record: &SecretRecord| DigestEntry {
+            version: record.version,
+            checksum: record.content.as_ref().map(|content| Checksum::of(content.bytes())),
+        };
+        secrets.iter().map(|secret| (*secret, self.records.get(secret).map(entry))).collect()
+    }
+
     /// Bug `corrupting-apply`: flips a bit of the stored content of `secret`,
     /// keeping its checksum.
     #[cfg(feature = "bugzoo")]
     fn corrupt(&mut self, secret: SecretId) {
-        let record = self.records.get_mut(&secret).expect("a record just applied");
-        record.content = record.content.as_ref().map(crate::types::Content::with_flipped_bit);
+        assert!(self.records.contains_key(&secret), "a record just applied");
+        self.flip_bit(secret);
     }
 
     /// Bug `unversioned-apply`: the event's record replaces the local one

@@ -23,6 +23,8 @@
 //! * [`backfill::Backfiller`]: live migration's phase 2, emits events for the
 //!   secrets last written before replication was switched on, page by page
 //!   under a persisted bookmark and a store-traffic budget.
+//! * [`verify::Verifier`]: live migration's phase 3, compares every remote
+//!   secret with every host's copy, version-aware, and repairs damaged entries.
 //! * [`store::SharedStore`]: the same engine behind shared memory for a real
 //!   multi-threaded deployment, checked with loom through [`sync`].
 
@@ -36,4 +38,5 @@ pub mod quota;
 pub mod store;
 pub mod sync;
 pub mod types;
+pub mod verify;
 pub mod worker;

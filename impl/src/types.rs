@@ -130,9 +130,8 @@ impl Content {
     }
 
     /// The same content with the lowest bit of its first byte flipped and the
-    /// checksum left as it was: what a corrupting write stores (bug zoo only).
-    /// Empty content has no bit to flip and comes back unchanged.
-    #[cfg(feature = "bugzoo")]
+    /// checksum left as it was: what a damaged disk or a corrupting write
+    /// stores. Empty content has no bit to flip and comes back unchanged.
     pub fn with_flipped_bit(&self) -> Content {
         let mut bytes = self.bytes.to_vec();
         if let Some(first) = bytes.first_mut() {
@@ -296,7 +295,6 @@ mod tests {
         assert!(!corrupted.is_intact());
     }
 
-    #[cfg(feature = "bugzoo")]
     #[test]
     fn a_flipped_bit_keeps_the_checksum_and_breaks_the_bytes() {
         let content = Content::new(b"hunter2");

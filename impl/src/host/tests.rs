@@ -288,3 +288,26 @@ fn woken_early_with_a_poll_outstanding_rearms_the_abandon_deadline() {
     let (retry_tag, _) = store_request(&drain(&mut host));
     assert_ne!(retry_tag, tag);
 }
+
+#[test]
+fn a_repair_replaces_only_a_damaged_entry_of_the_same_version() {
+    let mut local = LocalStore::new();
+    let good = event(T1, 1, S1, 2, Lifecycle::Active);
+    local.apply(&good);
+    let healthy = good.mutation.record.clone();
+    assert!(!local.repair(S1, &healthy), "an intact entry is left alone");
+    // A bit flips on disk: the digest shows the bytes as they are now.
+    assert!(local.flip_bit(S1));
+    let [(_, Some(digest))] = local.digest(&[S1])[..] else { panic!("a digest entry") };
+    assert_eq!(digest.version, Version(2));
+    assert_ne!(digest.checksum, healthy.content.as_ref().map(Content::checksum));
+    // A repair at another version is not a repair.
+    assert!(!local.repair(S1, &record(T1, 1, Lifecycle::Active)));
+    assert!(!local.repair(S1, &record(T1, 3, Lifecycle::Active)));
+    assert!(local.repair(S1, &healthy));
+    assert_eq!(local.record(S1), Some(&healthy));
+    let [(_, Some(repaired))] = local.digest(&[S1])[..] else { panic!("a digest entry") };
+    assert_eq!(repaired.checksum, healthy.content.as_ref().map(Content::checksum));
+    assert!(!local.repair(SecretId(999), &healthy), "nothing to repair");
+    assert_eq!(local.digest(&[SecretId(999)]), vec![(SecretId(999), None)]);
+}
