@@ -39,12 +39,16 @@ pub enum Bug {
     /// The worker answers the client `Ok` when it sends the commit, before the
     /// store's reply, so a conflicting or lost commit was acknowledged (breaks REP-8).
     AcknowledgeBeforeCommit,
+    /// The quota table keeps one bucket of the global quota for all tenants
+    /// instead of one per tenant, so one tenant's burst throttles every other
+    /// tenant that is within its own quota (breaks THR-2).
+    SharedBucket,
 }
 
 #[cfg(feature = "bugzoo")]
 impl Bug {
     /// Every bug, in zoo order.
-    pub const ALL: [Bug; 8] = [
+    pub const ALL: [Bug; 9] = [
         Bug::CorruptingApply,
         Bug::UnversionedApply,
         Bug::PublishWithoutReads,
@@ -53,6 +57,7 @@ impl Bug {
         Bug::ActivateOnCommit,
         Bug::AcknowledgeBeforeCommit,
         Bug::UnvalidatedCommit,
+        Bug::SharedBucket,
     ];
 
     /// The entry's name in the zoo, traces and the command line.
@@ -66,6 +71,7 @@ impl Bug {
             Bug::ActivateOnCommit => "activate-on-commit",
             Bug::AcknowledgeBeforeCommit => "acknowledge-before-commit",
             Bug::UnvalidatedCommit => "unvalidated-commit",
+            Bug::SharedBucket => "one-bucket-for-all-tenants",
         }
     }
 
@@ -80,6 +86,7 @@ impl Bug {
             Bug::ActivateOnCommit => "REP-7",
             Bug::AcknowledgeBeforeCommit => "REP-8",
             Bug::UnvalidatedCommit => "REP-9",
+            Bug::SharedBucket => "THR-2",
         }
     }
 
@@ -152,10 +159,11 @@ mod tests {
     }
 
     #[test]
-    fn each_entry_breaks_its_own_replication_property() {
+    fn each_entry_breaks_its_own_property() {
         let properties: BTreeSet<&str> = Bug::ALL.into_iter().map(Bug::breaks).collect();
         assert_eq!(properties.len(), Bug::ALL.len(), "two entries break the same property");
-        assert!(properties.iter().all(|property| property.starts_with("REP-")), "{properties:?}");
+        let known = |property: &&str| property.starts_with("REP-") || property.starts_with("THR-");
+        assert!(properties.iter().all(known), "{properties:?}");
         let names: BTreeSet<&str> = Bug::ALL.into_iter().map(Bug::name).collect();
         assert_eq!(names.len(), Bug::ALL.len(), "two entries share a name");
     }

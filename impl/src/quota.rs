@@ -67,6 +67,9 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+#[cfg(feature = "bugzoo")]
+use crate::bugzoo::Bug;
+use crate::bugzoo::Bugs;
 use crate::types::{TenantId, Time};
 
 /// The shape of a [`TokenBucket`]: `rate` tokens per `interval_ns`, at most
@@ -441,7 +444,14 @@ pub struct QuotaTable {
     /// bucket is full and unblocked.
     buckets: BTreeMap<TenantId, TenantBucket>,
     counters: BTreeMap<TenantId, Counters>,
+    /// Bug-zoo variants (none outside the zoo).
+    bugs: Bugs,
 }
+
+/// The key under which the bug-zoo entry `one-bucket-for-all-tenants` files
+/// the one bucket it shares among every tenant charged to the global quota.
+#[cfg(feature = "bugzoo")]
+const SHARED_BUCKET_KEY: TenantId = TenantId(u32::MAX);
 
 impl QuotaTable {
     /// A table with full buckets, or the first configuration error.
@@ -459,9 +469,20 @@ impl QuotaTable {
             .map(TokenBucket::new)
             .transpose()
             .map_err(|field| QuotaConfigError::NotPositive { limit: Limit::ServiceCapacity, field })?;
-        let table = QuotaTable { quotas, service_capacity, buckets: BTreeMap::new(), counters: BTreeMap::new() };
+        let table = QuotaTable {
+            quotas,
+            service_capacity,
+            buckets: BTreeMap::new(),
+            counters: BTreeMap::new(),
+            bugs: Bugs::none(),
+        };
         table.check_invariants();
         Ok(table)
+    }
+
+    /// The same table running bug-zoo variants `bugs`.
+    pub fn with_bugs(self, bugs: Bugs) -> QuotaTable {
+        QuotaTable { bugs, ..self }
     }
 
     /// The quota a request of `tenant` is charged to: its own, else the global one.
@@ -478,11 +499,12 @@ impl QuotaTable {
     /// of its quota and one of the service capacity when admitted.
     pub fn on_request(&mut self, now: Time, tenant: TenantId) -> Admission {
         let scope = self.scope_of(tenant);
-        let quota_verdict = self.quota_verdict(now, tenant, scope);
+        let key = self.bucket_key(tenant, scope);
+        let quota_verdict = self.quota_verdict(now, key, scope);
         let service_ready = self.service_capacity.as_ref().map_or(now, |bucket| bucket.ready_at(now, 1));
         assert!(service_ready >= now, "a bucket is never ready in the past");
         let admission = match (quota_verdict, scope) {
-            (QuotaVerdict::Ready, _) if service_ready == now => self.admit(now, tenant, scope),
+            (QuotaVerdict::Ready, _) if service_ready == now => self.admit(now, key, scope),
             (QuotaVerdict::Ready, _) => {
                 let retry_after_ns = service_ready.0 - now.0;
                 Admission::Throttled {
@@ -492,7 +514,7 @@ impl QuotaTable {
                 }
             }
             (QuotaVerdict::Wait { until, reason }, Some(scope)) => {
-                let until = self.block_on_exhaustion(now, tenant, scope, until, reason);
+                let until = self.block_on_exhaustion(now, key, scope, until, reason);
                 let retry_after_ns = until.max(service_ready).0 - now.0;
                 Admission::Throttled { limit: Limit::Quota(scope), reason, retry_after_ns }
             }
@@ -500,6 +522,17 @@ impl QuotaTable {
         };
         self.count(tenant, &admission);
         admission
+    }
+
+    /// The key of the bucket that charges `tenant`: the tenant itself (one
+    /// bucket per tenant, also for the global quota).
+    fn bucket_key(&self, tenant: TenantId, scope: Option<QuotaScope>) -> TenantId {
+        #[cfg(feature = "bugzoo")]
+        if self.bugs.is_on(Bug::SharedBucket) && scope == Some(QuotaScope::Global) {
+            return SHARED_BUCKET_KEY;
+        }
+        let _ = (&self.bugs, scope);
+        tenant
     }
 
     /// The counters of `tenant` (zero if it never sent a request).
@@ -540,7 +573,8 @@ impl QuotaTable {
     /// when no quota applies.
     pub fn quota_tokens(&self, now: Time, tenant: TenantId) -> Option<u64> {
         let scope = self.scope_of(tenant)?;
-        Some(self.buckets.get(&tenant).map_or(self.quotas[&scope].burst, |state| state.bucket.tokens(now)))
+        let key = self.bucket_key(tenant, Some(scope));
+        Some(self.buckets.get(&key).map_or(self.quotas[&scope].burst, |state| state.bucket.tokens(now)))
     }
 
     /// Forgets the buckets that are full and unblocked at `now` (a forgotten

@@ -137,6 +137,12 @@ pub enum ClientError {
     OutcomeUnknown,
     /// The worker's queue is full; nothing was attempted.
     Busy,
+    /// The front door's quota table refused the request (HTTP 429); nothing
+    /// was attempted. See `crate::quota`.
+    Throttled {
+        /// Nanoseconds until every limit that applies would admit it.
+        retry_after_ns: u64,
+    },
 }
 
 /// What a worker asks its caller to do.

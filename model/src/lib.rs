@@ -11,7 +11,9 @@
 
 pub mod properties;
 pub mod spec;
+pub mod throttle;
 pub mod view;
 
 pub use properties::{PropertyChecker, PropertyId, Violation};
+pub use throttle::{LimitShape, ThrottleChecker, ThrottleLimits};
 pub use view::{HostView, Lifecycle, Observation, SecretState, View};

@@ -13,6 +13,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
+use crate::throttle::{ThrottleChecker, ThrottleLimits};
 use crate::view::{Lifecycle, Observation, SecretState, View};
 
 /// A property's stable ID, as in `specs/invariants.md`.
@@ -41,11 +42,17 @@ pub enum PropertyId {
     /// Refinement: every step of the world maps to a step of the abstract
     /// replication spec or to a stutter.
     Ref1,
+    /// Admitted requests per tenant and service-wide stay within rate × window
+    /// plus burst, for every window.
+    Thr1,
+    /// A tenant within its own quota is not throttled while service capacity
+    /// remains (another tenant's burst does not starve it).
+    Thr2,
 }
 
 impl PropertyId {
     /// Every property, in catalogue order.
-    pub const ALL: [PropertyId; 10] = [
+    pub const ALL: [PropertyId; 12] = [
         PropertyId::Rep1,
         PropertyId::Rep2,
         PropertyId::Rep3,
@@ -56,6 +63,8 @@ impl PropertyId {
         PropertyId::Rep8,
         PropertyId::Rep9,
         PropertyId::Ref1,
+        PropertyId::Thr1,
+        PropertyId::Thr2,
     ];
 
     /// The stable ID, e.g. `"REP-4"`.
@@ -71,6 +80,8 @@ impl PropertyId {
             PropertyId::Rep8 => "REP-8",
             PropertyId::Rep9 => "REP-9",
             PropertyId::Ref1 => "REF-1",
+            PropertyId::Thr1 => "THR-1",
+            PropertyId::Thr2 => "THR-2",
         }
     }
 
@@ -101,7 +112,8 @@ impl fmt::Display for Violation {
     }
 }
 
-/// The incremental checker of REP-1 … REP-9. See the module documentation.
+/// The incremental checker of REP-1 … REP-9, and of THR-1 and THR-2 when it
+/// was given the throttling limits. See the module documentation.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct PropertyChecker {
     /// Every committed (secret, version) and its record.
@@ -129,6 +141,8 @@ pub struct PropertyChecker {
     activated_on: BTreeMap<u32, BTreeSet<u32>>,
     /// The highest acknowledged version of each secret.
     acknowledged: BTreeMap<u32, u64>,
+    /// THR-1 and THR-2, when the world throttles (see [`crate::throttle`]).
+    throttle: Option<ThrottleChecker>,
 }
 
 impl PropertyChecker {
@@ -140,6 +154,11 @@ impl PropertyChecker {
             host_cursors: hosts.iter().map(|host| (*host, BTreeMap::new())).collect(),
             ..PropertyChecker::default()
         }
+    }
+
+    /// The same checker, also judging THR-1 and THR-2 against `limits`.
+    pub fn with_throttle_limits(self, limits: ThrottleLimits) -> PropertyChecker {
+        PropertyChecker { throttle: Some(ThrottleChecker::new(limits)), ..self }
     }
 
     /// Checks one observation and records it; returns the violations it shows.
@@ -173,6 +192,18 @@ impl PropertyChecker {
                 PropertyId::Rep6,
                 format!("host {host} stopped: no timer armed and no message in flight, so it can never catch up"),
             )),
+            Observation::Admitted { tenant, at_ns } => {
+                if let Some(throttle) = &mut self.throttle {
+                    throttle.on_admitted(*tenant, *at_ns, &mut violations);
+                }
+            }
+            Observation::Throttled { tenant, at_ns, .. } => match &mut self.throttle {
+                Some(throttle) => throttle.on_throttled(*tenant, *at_ns, &mut violations),
+                None => violations.push(violation(
+                    PropertyId::Thr2,
+                    format!("tenant {tenant} was throttled at {at_ns} ns, but no limit is configured"),
+                )),
+            },
         }
         violations
     }

@@ -108,6 +108,28 @@ pub enum Observation {
         /// The host.
         host: u32,
     },
+    /// The front door's quota table admitted a control-plane request of
+    /// `tenant` at `at_ns` (THR-1).
+    Admitted {
+        /// The requesting tenant.
+        tenant: u32,
+        /// When, in ns of the run.
+        at_ns: u64,
+    },
+    /// The front door's quota table throttled a control-plane request of
+    /// `tenant` at `at_ns` (THR-2); the client was answered at once.
+    Throttled {
+        /// The requesting tenant.
+        tenant: u32,
+        /// When, in ns of the run.
+        at_ns: u64,
+        /// Whether the service says the tenant's own quota refused (it is over
+        /// its quota), as opposed to the service capacity. The properties do
+        /// not trust it; reports use it.
+        over_quota: bool,
+        /// The retry-after the client was told, ns.
+        retry_after_ns: u64,
+    },
 }
 
 /// What one host holds at the end of a run.

@@ -146,6 +146,16 @@ pub fn world_config(scenario: &Scenario, knobs: &Knobs, bugs: &Bugs) -> WorldCon
     }
 }
 
+/// The world a scenario's run starts from, with the scenario's quotas at the
+/// front door when it has a `[quotas]` section.
+pub fn build_world(scenario: &Scenario, knobs: &Knobs, bugs: &Bugs) -> World {
+    let world = World::new(world_config(scenario, knobs, bugs));
+    match &scenario.quotas {
+        Some(quotas) => world.with_quotas(&quotas.table_config()).expect("scenario quotas are validated"),
+        None => world,
+    }
+}
+
 /// How to run one seed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RunOptions {
@@ -175,8 +185,14 @@ pub struct RunStats {
     pub steps: u64,
     /// Simulated time at the end, ns.
     pub simulated_ns: u64,
-    /// Latencies of answered operations by kind, ns.
+    /// Latencies of answered operations by kind, ns (throttled answers excluded).
     pub latencies: BTreeMap<&'static str, Vec<u64>>,
+    /// Operations throttled at the front door by kind.
+    pub throttled: BTreeMap<&'static str, u64>,
+    /// Per tenant.
+    pub tenants: BTreeMap<u32, TenantStats>,
+    /// Length of the phase with client traffic, ns.
+    pub traffic_ns: u64,
     /// Operations issued by kind.
     pub issued: BTreeMap<&'static str, u64>,
     /// Operations served (answered without an availability failure) by kind.
@@ -191,6 +207,21 @@ pub struct RunStats {
     pub replication_lag: Vec<u64>,
     /// Whether the world became quiet after the fault phase.
     pub converged: bool,
+}
+
+/// What a run measured of one tenant's requests.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TenantStats {
+    /// Requests issued (retries of throttled requests are requests too).
+    pub issued: u64,
+    /// Requests answered without an availability failure (over-quota throttles included).
+    pub served: u64,
+    /// Requests throttled at the front door.
+    pub throttled: u64,
+    /// Of those, refused by the service capacity while within the tenant's own quota.
+    pub throttled_within_quota: u64,
+    /// Latencies of answered, not throttled requests, ns.
+    pub latencies: Vec<u64>,
 }
 
 /// The result of one run.
@@ -221,6 +252,8 @@ enum Planned {
     Partition,
     Heal,
     EndFaultPhase,
+    /// A client resends a throttled request (by the throttled request's id).
+    Retry(RequestId),
 }
 
 /// One simulated run in progress.
@@ -252,12 +285,19 @@ struct Simulation<'a> {
     host_cursors: BTreeMap<(u32, u32), u64>,
     lag: Vec<u64>,
     trace: Option<TraceWriter>,
+    /// The tenant of each request, by request id (secret `s` is in vault `s % vaults`).
+    request_tenants: Vec<u32>,
+    /// Per-tenant creations (with `workload.tenant_weights`).
+    created_by_tenant: BTreeMap<u32, u32>,
+    /// Control-plane operations sent, their worker and attempt (only with quotas:
+    /// what a client resends after a throttled answer).
+    submitted: BTreeMap<RequestId, (Operation, u32, u32)>,
 }
 
 /// Runs one seed of `scenario`.
 pub fn run(scenario: &Scenario, options: &RunOptions) -> RunResult {
     let knobs = Knobs::for_run(scenario, options.seed, options.swarm);
-    let world = World::new(world_config(scenario, &knobs, &options.bugs));
+    let world = build_world(scenario, &knobs, &options.bugs);
     let refinement = RefinementTracker::new(refinement_for(scenario, &world), &world);
     let trace = options.trace.then(|| TraceWriter::new(scenario, options.seed, options.swarm, &options.bugs));
     let mut simulation = Simulation {
@@ -282,6 +322,9 @@ pub fn run(scenario: &Scenario, options: &RunOptions) -> RunResult {
         host_cursors: BTreeMap::new(),
         lag: Vec::new(),
         trace,
+        request_tenants: Vec::new(),
+        created_by_tenant: BTreeMap::new(),
+        submitted: BTreeMap::new(),
     };
     let (failure, converged) = simulation.run();
     let stats = simulation.stats(converged);
@@ -445,6 +488,18 @@ impl Simulation<'_> {
                 self.end_fault_phase(at);
                 None
             }
+            Planned::Retry(throttled) => {
+                if !self.fault_phase {
+                    return None;
+                }
+                let (operation, worker, attempt) = self.submitted[&throttled].clone();
+                let request = RequestId(self.next_request);
+                self.next_request += 1;
+                let tenant = self.request_tenants[throttled.0 as usize];
+                self.request_tenants.push(tenant);
+                self.submitted.insert(request, (operation.clone(), worker, attempt + 1));
+                Some(Action::Submit { request, worker, operation, at })
+            }
         }
     }
 
@@ -482,8 +537,35 @@ impl Simulation<'_> {
         burst.map_or(1, |burst| u64::from(burst.multiplier.max(1)))
     }
 
-    /// A client operation: kind by the mix, secret by Zipf popularity.
+    /// A client operation, labelled with its tenant; with quotas, remembered
+    /// for a resend after a throttled answer.
     fn arrival(&mut self, at: Time) -> Action {
+        let action = if self.scenario.workload.tenant_weights.is_empty() {
+            self.untargeted_arrival(at)
+        } else {
+            self.tenant_arrival(at)
+        };
+        let secret = match &action {
+            Action::Submit { operation, .. } => operation_secret(operation),
+            Action::Read { secret, .. } => *secret,
+            _ => unreachable!("an arrival is a client action"),
+        };
+        let tenant = self.tenant_of_secret(secret);
+        self.request_tenants.push(tenant);
+        if let (Some(_), Action::Submit { request, worker, operation, .. }) = (&self.scenario.quotas, &action) {
+            self.submitted.insert(*request, (operation.clone(), *worker, 0));
+        }
+        action
+    }
+
+    /// The tenancy of secret `s`: that of vault `s % vaults`.
+    fn tenant_of_secret(&self, secret: SecretId) -> u32 {
+        let vaults = &self.world.config().vaults;
+        vaults[(secret.0 as usize) % vaults.len()].1 .0
+    }
+
+    /// A client operation: kind by the mix, secret by Zipf popularity.
+    fn untargeted_arrival(&mut self, at: Time) -> Action {
         let request = RequestId(self.next_request);
         self.next_request += 1;
         let mix = &self.scenario.workload.mix;
@@ -532,6 +614,68 @@ impl Simulation<'_> {
         Action::Submit { request, worker, operation, at }
     }
 
+    /// A client operation of a tenant drawn by `workload.tenant_weights`: kind
+    /// by the mix, secret by Zipf popularity among that tenant's secrets. The
+    /// tenant's `n`-th secret is in its vault `n % vaults_per_tenant`.
+    fn tenant_arrival(&mut self, at: Time) -> Action {
+        let request = RequestId(self.next_request);
+        self.next_request += 1;
+        let workload = &self.scenario.workload;
+        let cumulative = |weights: &[u32]| -> Vec<u64> {
+            weights
+                .iter()
+                .scan(0u64, |sum, weight| {
+                    *sum += u64::from(*weight);
+                    Some(*sum)
+                })
+                .collect()
+        };
+        let tenants = cumulative(&workload.tenant_weights);
+        let tenant = self.rng.weighted_prefix(&tenants, tenants.len()) as u32;
+        let mix = &workload.mix;
+        let kinds = cumulative(&[mix.create, mix.update, mix.delete, mix.remote_read, mix.host_read]);
+        let mut kind = self.rng.weighted_prefix(&kinds, kinds.len());
+        let per_tenant = workload.vaults_per_tenant;
+        let vaults = workload.tenants * per_tenant;
+        let created = self.created_by_tenant.get(&tenant).copied().unwrap_or(0);
+        let next = SecretId((created / per_tenant) * vaults + tenant * per_tenant + created % per_tenant);
+        let can_create = next.0 < workload.secrets_max;
+        let live: Vec<SecretId> =
+            self.live_secrets.iter().copied().filter(|secret| self.tenant_of_secret(*secret) == tenant).collect();
+        if kind == 0 && !can_create {
+            kind = 1;
+        }
+        if kind != 0 && live.is_empty() && can_create {
+            kind = 0;
+        }
+        let secret = if kind == 0 {
+            self.secrets_created += 1;
+            self.created_by_tenant.insert(tenant, created + 1);
+            next
+        } else if live.is_empty() {
+            SecretId(tenant * per_tenant) // The tenant's first secret, deleted: NotFound.
+        } else {
+            let rank = self.rng.weighted_prefix(&self.zipf, live.len().min(self.zipf.len()));
+            live[rank]
+        };
+        if kind == 4 {
+            let host = self.rng.below(u64::from(self.scenario.topology.hosts)) as u32;
+            return Action::Read { request, host, secret, at };
+        }
+        let content = Content::new(format!("{}:{}", secret.0, request.0).as_bytes());
+        let operation = match kind {
+            0 => {
+                let vault = self.world.config().vaults[(secret.0 % vaults) as usize].0;
+                Operation::CreateSecret { secret, vault, content, token: IdempotencyToken(request.0) }
+            }
+            1 => Operation::UpdateSecret { secret, content, expected: None },
+            2 => Operation::DeleteSecret { secret, expected: None },
+            _ => Operation::ReadSecret { secret },
+        };
+        let worker = self.rng.below(u64::from(self.scenario.topology.workers)) as u32;
+        Action::Submit { request, worker, operation, at }
+    }
+
     /// Decides the fate of messages just sent and records lag samples.
     fn after_step(&mut self, report: &StepReport) {
         let now = self.world.now();
@@ -553,6 +697,13 @@ impl Simulation<'_> {
                 latency += self.scenario.network.reorder_delay_us * NS_PER_US;
             }
             self.schedule(now.plus_ns(latency), Planned::Deliver(*id));
+        }
+        let retries_max = self.scenario.quotas.as_ref().map_or(0, |quotas| quotas.client_retries_max);
+        for (request, retry_after_ns) in &report.throttled_answers {
+            let attempt = self.submitted.get(request).map_or(u32::MAX, |(_, _, attempt)| *attempt);
+            if self.fault_phase && attempt < retries_max {
+                self.schedule(now.plus_ns(*retry_after_ns), Planned::Retry(*request));
+            }
         }
         for observation in &report.observations {
             self.observe_lag(now, observation);
@@ -668,13 +819,25 @@ impl Simulation<'_> {
     fn stats(&self, converged: bool) -> RunStats {
         let mut stats =
             RunStats { steps: self.world.steps(), simulated_ns: self.world.now().0, converged, ..RunStats::default() };
-        for record in self.world.history().values() {
+        stats.traffic_ns = self.scenario.run.fault_phase_ms * NS_PER_MS;
+        for (request, record) in self.world.history() {
             let kind = record.kind.name();
+            let tenant = stats.tenants.entry(self.request_tenants[request.0 as usize]).or_default();
             *stats.issued.entry(kind).or_default() += 1;
+            tenant.issued += 1;
+            if let Some(throttle) = record.throttled {
+                *stats.throttled.entry(kind).or_default() += 1;
+                tenant.throttled += 1;
+                tenant.throttled_within_quota += u64::from(!throttle.over_quota);
+            }
             if let Some((answered_at, served)) = record.answered {
-                stats.latencies.entry(kind).or_default().push(answered_at.0 - record.issued_at.0);
+                if record.throttled.is_none() {
+                    stats.latencies.entry(kind).or_default().push(answered_at.0 - record.issued_at.0);
+                    tenant.latencies.push(answered_at.0 - record.issued_at.0);
+                }
                 if served {
                     *stats.served.entry(kind).or_default() += 1;
+                    tenant.served += 1;
                 }
             }
         }
@@ -714,6 +877,18 @@ pub fn end_of_run_violations(
     violations.extend(world.check_quiescent());
     violations.extend(refinement.end_check(world));
     violations
+}
+
+/// The secret an operation names (vault operations: none, secret 0).
+fn operation_secret(operation: &Operation) -> SecretId {
+    match operation {
+        Operation::CreateSecret { secret, .. }
+        | Operation::UpdateSecret { secret, .. }
+        | Operation::ScheduleDeletion { secret }
+        | Operation::DeleteSecret { secret, .. }
+        | Operation::ReadSecret { secret } => *secret,
+        Operation::CreateVault { .. } | Operation::DeleteVault { .. } => SecretId(0),
+    }
 }
 
 /// The kind of a node, as scenario links name it.

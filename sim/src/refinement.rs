@@ -156,7 +156,11 @@ pub fn refresh_abstract(state: &mut SpecState, world: &World, action: &Action, o
             | Observation::HostRestarted { host, .. } => {
                 hosts.insert(*host);
             }
-            Observation::Acknowledged { .. } | Observation::HostRead { .. } | Observation::HostStranded { .. } => {}
+            Observation::Acknowledged { .. }
+            | Observation::HostRead { .. }
+            | Observation::HostStranded { .. }
+            | Observation::Admitted { .. }
+            | Observation::Throttled { .. } => {}
         }
     }
     if let Action::Crash(NodeId::Host(host)) | Action::Restart(NodeId::Host(host)) = action {

@@ -10,6 +10,10 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use vault::quota::{
+    BucketConfig, ConfigField, Limit, QuotaConfig, QuotaConfigError, QuotaScope, QuotaTable, QuotaTableConfig,
+};
+use vault::types::TenantId;
 
 /// One scenario. See the module documentation; field docs give units.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -38,6 +42,148 @@ pub struct Scenario {
     /// Run length, properties and the convergence bound.
     #[serde(default)]
     pub run: Run,
+    /// Rate-limit quotas at the control plane's front door; absent: no throttling.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quotas: Option<Quotas>,
+}
+
+/// Rate-limit quotas, after Vault's (see `vault::quota`): a global per-tenant
+/// default, per-tenant overrides and an optional service capacity.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Quotas {
+    /// The quota of every tenant without its own (one bucket per tenant).
+    #[serde(default)]
+    pub global: Option<QuotaSpec>,
+    /// Per-tenant overrides, by tenant index.
+    #[serde(default)]
+    pub tenants: Vec<TenantQuota>,
+    /// One bucket that every admitted request also consumes.
+    #[serde(default)]
+    pub service_capacity: Option<CapacitySpec>,
+    /// Times a client resends a throttled request after its retry-after.
+    #[serde(default = "Quotas::default_client_retries_max")]
+    pub client_retries_max: u32,
+}
+
+impl Quotas {
+    fn default_client_retries_max() -> u32 {
+        1
+    }
+}
+
+/// One quota: `rate` requests per `interval_ms`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuotaSpec {
+    /// Requests per interval.
+    pub rate: u64,
+    /// The interval, ms.
+    pub interval_ms: u64,
+    /// Requests admitted at once from a full bucket (default: `rate`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst: Option<u64>,
+    /// How long a tenant is refused after exceeding the quota, ms (default: no block).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub block_interval_ms: Option<u64>,
+}
+
+/// A tenant's own quota.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantQuota {
+    /// The tenant index (below `workload.tenants`).
+    pub tenant: u32,
+    /// Requests per interval.
+    pub rate: u64,
+    /// The interval, ms.
+    pub interval_ms: u64,
+    /// Requests admitted at once from a full bucket (default: `rate`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst: Option<u64>,
+    /// How long the tenant is refused after exceeding the quota, ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub block_interval_ms: Option<u64>,
+}
+
+/// The service capacity: `rate` requests per `interval_ms`, all tenants together.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CapacitySpec {
+    /// Requests per interval.
+    pub rate: u64,
+    /// The interval, ms.
+    pub interval_ms: u64,
+    /// Requests admitted at once from a full bucket (default: `rate`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst: Option<u64>,
+}
+
+const NS_PER_MS: u64 = 1_000_000;
+
+impl QuotaSpec {
+    fn quota(&self, scope: QuotaScope) -> QuotaConfig {
+        QuotaConfig {
+            scope,
+            rate: self.rate,
+            interval_ns: self.interval_ms.saturating_mul(NS_PER_MS),
+            burst: self.burst.unwrap_or(self.rate),
+            block_interval_ns: self.block_interval_ms.map(|ms| ms.saturating_mul(NS_PER_MS)),
+        }
+    }
+}
+
+impl Quotas {
+    /// The quota table's configuration.
+    pub fn table_config(&self) -> QuotaTableConfig {
+        let mut quotas: Vec<QuotaConfig> = self.global.iter().map(|global| global.quota(QuotaScope::Global)).collect();
+        for tenant in &self.tenants {
+            let spec = QuotaSpec {
+                rate: tenant.rate,
+                interval_ms: tenant.interval_ms,
+                burst: tenant.burst,
+                block_interval_ms: tenant.block_interval_ms,
+            };
+            quotas.push(spec.quota(QuotaScope::Tenant(TenantId(tenant.tenant))));
+        }
+        let service_capacity = self.service_capacity.as_ref().map(|capacity| BucketConfig {
+            rate: capacity.rate,
+            interval_ns: capacity.interval_ms.saturating_mul(NS_PER_MS),
+            burst: capacity.burst.unwrap_or(capacity.rate),
+        });
+        QuotaTableConfig { quotas, service_capacity }
+    }
+
+    /// Checks the quotas against a workload of `tenants`: the field and why.
+    fn validate(&self, tenants: u32) -> Result<(), (String, String)> {
+        if let Some(tenant) = self.tenants.iter().find(|quota| quota.tenant >= tenants) {
+            let message = format!("tenant {} is not below workload.tenants = {tenants}", tenant.tenant);
+            return Err(("quotas.tenants".to_string(), message));
+        }
+        QuotaTable::new(&self.table_config())
+            .map(|_| ())
+            .map_err(|error| (quota_error_field(&error), error.to_string()))
+    }
+}
+
+/// The scenario field a quota configuration error is about.
+fn quota_error_field(error: &QuotaConfigError) -> String {
+    match error {
+        QuotaConfigError::NotPositive { limit, field } => {
+            let field = match field {
+                ConfigField::Rate => "rate",
+                ConfigField::IntervalNs => "interval_ms",
+                ConfigField::Burst => "burst",
+                ConfigField::BlockIntervalNs => "block_interval_ms",
+            };
+            match limit {
+                Limit::Quota(QuotaScope::Global) => format!("quotas.global.{field}"),
+                Limit::Quota(QuotaScope::Tenant(_)) => format!("quotas.tenants.{field}"),
+                Limit::ServiceCapacity => format!("quotas.service_capacity.{field}"),
+            }
+        }
+        QuotaConfigError::DuplicateScope { .. } => "quotas.tenants".to_string(),
+    }
 }
 
 /// Nodes of the cell.
@@ -74,6 +220,10 @@ pub struct Workload {
     pub mix: Mix,
     /// Periods of higher arrival rate.
     pub bursts: Vec<Burst>,
+    /// Relative arrival weights of the tenants, one per tenant; empty: a
+    /// request's tenant follows from its secret's popularity alone.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tenant_weights: Vec<u32>,
 }
 
 impl Default for Workload {
@@ -86,6 +236,7 @@ impl Default for Workload {
             zipf_exponent: 1.0,
             mix: Mix::default(),
             bursts: Vec::new(),
+            tenant_weights: Vec::new(),
         }
     }
 }
@@ -342,6 +493,10 @@ impl Scenario {
         if !(0.0..=4.0).contains(&self.workload.zipf_exponent) {
             return fail("workload.zipf_exponent", "must be between 0 and 4");
         }
+        let weights = &self.workload.tenant_weights;
+        if !weights.is_empty() && (weights.len() != self.workload.tenants as usize || weights.iter().all(|w| *w == 0)) {
+            return fail("workload.tenant_weights", "one weight per tenant, at least one positive");
+        }
         let mix = &self.workload.mix;
         if mix.create + mix.update + mix.delete + mix.remote_read + mix.host_read == 0 {
             return fail("workload.mix", "at least one weight must be positive");
@@ -381,6 +536,9 @@ impl Scenario {
         }
         if let Some(unknown) = self.run.properties.iter().find(|id| model::PropertyId::parse(id).is_none()) {
             return Err(("run.properties".to_string(), format!("unknown property ID `{unknown}`")));
+        }
+        if let Some(quotas) = &self.quotas {
+            quotas.validate(self.workload.tenants)?;
         }
         Ok(())
     }
@@ -423,7 +581,7 @@ pub(crate) fn parse_toml<T: serde::de::DeserializeOwned>(
     })?;
     validate(&value).map_err(|(field, message)| ScenarioError {
         path: path.to_path_buf(),
-        line: line_of_field(text, &field),
+        line: line_of_field_or_parent(text, &field),
         field: Some(field),
         message,
     })?;
@@ -460,6 +618,18 @@ fn field_at_line(text: &str, line: usize) -> Option<String> {
         }
     }
     None
+}
+
+/// The line of `field`, else of the nearest enclosing field the file assigns
+/// (a key inside an inline table or an array of tables has no line of its own).
+fn line_of_field_or_parent(text: &str, field: &str) -> Option<usize> {
+    let mut field = field;
+    loop {
+        if let Some(line) = line_of_field(text, field) {
+            return Some(line);
+        }
+        field = field.rsplit_once('.')?.0;
+    }
 }
 
 /// The 1-based line where dotted `field` is assigned, if the file assigns it.
@@ -541,6 +711,39 @@ mod tests {
         assert_eq!(error.field.as_deref(), Some("network.links"), "{error}");
         assert_eq!(error.line, Some(3), "{error}");
         assert!(error.message.contains("toaster"), "{error}");
+    }
+
+    const QUOTAS: &str = "name = \"x\"\n[workload]\ntenants = 3\n[quotas]\n\
+        global = { rate = 50, interval_ms = 1000, burst = 10, block_interval_ms = 200 }\n\
+        service_capacity = { rate = 400, interval_ms = 1000 }\n\
+        tenants = [{ tenant = 2, rate = 5, interval_ms = 100 }]\n";
+
+    #[test]
+    fn quotas_map_onto_the_quota_table() {
+        let scenario = parse(QUOTAS).expect("valid");
+        let config = scenario.quotas.as_ref().expect("quotas").table_config();
+        let global =
+            QuotaConfig::new(QuotaScope::Global, 50, 1_000_000_000).with_burst(10).with_block_interval_ns(200_000_000);
+        let tenant = QuotaConfig::new(QuotaScope::Tenant(TenantId(2)), 5, 100_000_000);
+        assert_eq!(config.quotas, vec![global, tenant]);
+        assert_eq!(config.service_capacity, Some(BucketConfig::per_interval(400, 1_000_000_000)));
+        assert_eq!(scenario.quotas.as_ref().map(|quotas| quotas.client_retries_max), Some(1));
+        assert!(parse("name = \"x\"\n").expect("valid").quotas.is_none(), "no section, no quotas");
+    }
+
+    #[test]
+    fn a_broken_quota_names_its_line_and_field() {
+        let error = parse(&QUOTAS.replace("rate = 400", "rate = 0")).unwrap_err();
+        assert_eq!(error.field.as_deref(), Some("quotas.service_capacity.rate"), "{error}");
+        assert_eq!(error.line, Some(6), "{error}");
+        assert!(error.message.contains("must be positive"), "{error}");
+        let text = "name = \"x\"\n[quotas]\n\n[quotas.global]\nrate = 5\ninterval_ms = 0\n";
+        let error = parse(text).unwrap_err();
+        assert_eq!((error.field.as_deref(), error.line), (Some("quotas.global.interval_ms"), Some(6)), "{error}");
+        let error = parse(&QUOTAS.replace("tenant = 2", "tenant = 3")).unwrap_err();
+        assert_eq!((error.field.as_deref(), error.line), (Some("quotas.tenants"), Some(7)), "{error}");
+        let error = parse(&QUOTAS.replace("interval_ms = 100 }", "interval_ms = 100, burts = 1 }")).unwrap_err();
+        assert_eq!((error.field.as_deref(), error.line), (Some("burts"), Some(7)), "{error}");
     }
 
     #[test]

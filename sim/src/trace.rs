@@ -21,7 +21,7 @@ use vault::types::{Content, SecretId, TenantId, Time, VaultId, Version};
 use vault::worker::{Done, Operation, RequestId};
 
 use crate::checker::{CheckModel, ModelConfig};
-use crate::driver::{end_of_run_violations, refinement_for, world_config, Knobs};
+use crate::driver::{build_world, end_of_run_violations, refinement_for, Knobs};
 use crate::refinement::RefinementTracker;
 use crate::scenario::Scenario;
 use crate::world::{Action, Message, MessageId, NodeId, Payload, StepReport, World};
@@ -432,7 +432,7 @@ impl TraceHeader {
         match &self.source {
             TraceSource::Scenario { scenario, seed, swarm } => {
                 let knobs = Knobs::for_run(scenario, *seed, *swarm);
-                let world = World::new(world_config(scenario, &knobs, &self.bugs));
+                let world = build_world(scenario, &knobs, &self.bugs);
                 let tracker = RefinementTracker::new(refinement_for(scenario, &world), &world);
                 (world, tracker)
             }

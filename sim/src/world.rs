@@ -34,6 +34,7 @@ use vault::bugzoo::Bugs;
 use vault::host::{Host, HostConfig, HostOutput, LocalRead, LocalStore};
 use vault::interceptor::InterceptorMode;
 use vault::publisher::{Publisher, PublisherConfig, PublisherOutput};
+use vault::quota::{Admission, Limit, QuotaConfigError, QuotaScope, QuotaTable, QuotaTableConfig};
 use vault::store::{CommitOutcome, Key, Store, StoreReply, StoreRequest, Transaction, Value, Write};
 use vault::types::{HostId, Lifecycle, RequestTag, SecretId, SecretRecord, Seq, TenantId, Time, VaultId, VaultRecord};
 use vault::worker::{ClientError, Done, Operation, RequestId, Worker, WorkerConfig, WorkerOutput, WorkerStats};
@@ -233,8 +234,59 @@ pub struct OperationRecord {
     pub issued_at: Time,
     /// When the answer reached the client and whether the service served it
     /// (a success or a domain answer such as NotFound, as opposed to retries
-    /// exhausted, an unknown outcome or a busy worker).
+    /// exhausted, an unknown outcome or a busy worker). A throttled request
+    /// counts as served when its tenant was over its own quota (a correct 429
+    /// to a client that sends too much) and as not served when the service
+    /// capacity refused a tenant within its quota.
     pub answered: Option<(Time, bool)>,
+    /// The requesting tenant, as the front door named it (only when the world
+    /// throttles; see [`World::with_quotas`]).
+    pub tenant: Option<u32>,
+    /// The front door's refusal, if the request was throttled.
+    pub throttled: Option<Throttle>,
+}
+
+/// A throttled request: who refused it and the retry-after the client was told.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Throttle {
+    /// Whether the tenant's own quota refused it (as opposed to the service capacity).
+    pub over_quota: bool,
+    /// Nanoseconds until the limits would admit it.
+    pub retry_after_ns: u64,
+}
+
+/// The control plane's front door: the quota table that every client request
+/// to a worker passes first, and the directory that names each request's
+/// tenant (from its vault; a secret's tenant is learned from the create that
+/// names its vault, as a path names its namespace).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct FrontDoor {
+    table: QuotaTable,
+    vault_tenants: BTreeMap<VaultId, TenantId>,
+    secret_tenants: BTreeMap<SecretId, TenantId>,
+}
+
+impl FrontDoor {
+    /// The tenant of `operation`, learning a new secret's; `None` when the
+    /// operation names a secret the front door has never seen created.
+    fn tenant_of(&mut self, operation: &Operation) -> Option<TenantId> {
+        match operation {
+            Operation::CreateVault { vault, tenant } => {
+                self.vault_tenants.insert(*vault, *tenant);
+                Some(*tenant)
+            }
+            Operation::DeleteVault { vault } => self.vault_tenants.get(vault).copied(),
+            Operation::CreateSecret { secret, vault, .. } => {
+                let tenant = self.vault_tenants.get(vault).copied()?;
+                self.secret_tenants.entry(*secret).or_insert(tenant);
+                Some(tenant)
+            }
+            Operation::UpdateSecret { secret, .. }
+            | Operation::ScheduleDeletion { secret }
+            | Operation::DeleteSecret { secret, .. }
+            | Operation::ReadSecret { secret } => self.secret_tenants.get(secret).copied(),
+        }
+    }
 }
 
 /// The kinds of client operation, for per-kind statistics.
@@ -300,6 +352,9 @@ pub struct StepReport {
     pub observations: Vec<Observation>,
     /// Properties the step violated.
     pub violations: Vec<Violation>,
+    /// Throttled answers the client received in this step: the request and
+    /// its retry-after, ns.
+    pub throttled_answers: Vec<(RequestId, u64)>,
 }
 
 /// The world. See the module documentation.
@@ -321,6 +376,8 @@ pub struct World {
     incarnations: BTreeMap<NodeId, u32>,
     history: Arc<BTreeMap<RequestId, OperationRecord>>,
     properties: Arc<PropertyChecker>,
+    /// The quota table and tenant directory; `None`: nothing is throttled.
+    front_door: Option<Arc<FrontDoor>>,
     /// Counters of workers that crashed, so reports cover the whole run.
     retired_worker_stats: WorkerStats,
     steps: u64,
@@ -347,6 +404,7 @@ impl World {
             incarnations: BTreeMap::new(),
             history: Arc::new(BTreeMap::new()),
             properties: Arc::new(PropertyChecker::new(&host_ids)),
+            front_door: None,
             retired_worker_stats: WorkerStats::default(),
             steps: 0,
             config: Arc::new(config),
@@ -371,6 +429,26 @@ impl World {
         world.restart_node(NodeId::Activator, &mut report);
         assert!(report.violations.is_empty(), "a new world violates nothing");
         world
+    }
+
+    /// The same world with a front door that admits or throttles every client
+    /// request to a worker by `quotas` (one table for the whole control plane),
+    /// and a property checker that judges THR-1 and THR-2 by the same limits.
+    /// Call it on a new world, before any step.
+    pub fn with_quotas(mut self, quotas: &QuotaTableConfig) -> Result<World, QuotaConfigError> {
+        assert_eq!(self.steps, 0, "quotas are set up before the first step");
+        let table = QuotaTable::new(quotas)?.with_bugs(self.config.bugs.clone());
+        let vault_tenants = self.config.vaults.iter().copied().collect();
+        let front_door = FrontDoor { table, vault_tenants, secret_tenants: BTreeMap::new() };
+        self.front_door = Some(Arc::new(front_door));
+        let properties = PropertyChecker::clone(&self.properties).with_throttle_limits(throttle_limits(quotas));
+        self.properties = Arc::new(properties);
+        Ok(self)
+    }
+
+    /// The front door's quota table, when the world throttles.
+    pub fn quota_table(&self) -> Option<&QuotaTable> {
+        self.front_door.as_deref().map(|front_door| &front_door.table)
     }
 
     /// The configuration.
@@ -523,6 +601,11 @@ impl World {
             Action::Submit { request, worker, operation, at } => {
                 self.advance(*at);
                 self.record_issue(*request, OperationKind::of(operation));
+                if let Some(front_door) = &mut self.front_door {
+                    let tenant = Arc::make_mut(front_door).tenant_of(operation);
+                    let history = Arc::make_mut(&mut self.history);
+                    history.get_mut(request).expect("just recorded").tenant = tenant.map(|tenant| tenant.0);
+                }
                 let payload = Payload::ClientRequest { request: *request, operation: operation.clone() };
                 report.sent.push(self.send(NodeId::Client, NodeId::Worker(*worker), payload));
             }
@@ -572,7 +655,7 @@ impl World {
     }
 
     fn record_issue(&mut self, request: RequestId, kind: OperationKind) {
-        let record = OperationRecord { kind, issued_at: self.now, answered: None };
+        let record = OperationRecord { kind, issued_at: self.now, answered: None, tenant: None, throttled: None };
         let previous = Arc::make_mut(&mut self.history).insert(request, record);
         assert!(previous.is_none(), "request id {request:?} reused");
     }
@@ -621,8 +704,10 @@ impl World {
                 self.drain_worker(index, report);
             }
             (NodeId::Worker(index), Payload::ClientRequest { request, operation }) => {
-                self.worker_mut(index).on_client_request(now, request, operation);
-                self.drain_worker(index, report);
+                if self.admit(index, request, report) {
+                    self.worker_mut(index).on_client_request(now, request, operation);
+                    self.drain_worker(index, report);
+                }
             }
             (NodeId::Host(index), Payload::StoreReply { tag, reply }) => self.on_host_reply(index, tag, reply, report),
             (NodeId::Host(index), Payload::HostRead { request, secret }) => {
@@ -740,10 +825,48 @@ impl World {
         report.sent.push(self.send(NodeId::Host(index), NodeId::Client, payload));
     }
 
+    /// The front door of worker `index`: asks the quota table about a client
+    /// request of a known tenant; a throttled one is answered at once with its
+    /// retry-after and never reaches the worker. Returns whether it proceeds.
+    fn admit(&mut self, index: u32, request: RequestId, report: &mut StepReport) -> bool {
+        let now = self.now;
+        let Some(front_door) = &mut self.front_door else { return true };
+        let record = &self.history[&request];
+        // A request whose tenant the front door cannot name matches no quota.
+        let Some(tenant) = record.tenant else { return true };
+        let admission = Arc::make_mut(front_door).table.on_request(now, TenantId(tenant));
+        let (over_quota, retry_after_ns) = match admission {
+            Admission::Admitted { .. } => {
+                self.observe_all(&[Observation::Admitted { tenant, at_ns: now.0 }], report);
+                return true;
+            }
+            Admission::Throttled { limit, retry_after_ns, .. } => (matches!(limit, Limit::Quota(_)), retry_after_ns),
+        };
+        assert!(retry_after_ns > 0, "a throttled request waits before it retries");
+        let throttled = Observation::Throttled { tenant, at_ns: now.0, over_quota, retry_after_ns };
+        self.observe_all(&[throttled], report);
+        let history = Arc::make_mut(&mut self.history);
+        // A duplicated request keeps the first decision.
+        history
+            .get_mut(&request)
+            .expect("an issued request")
+            .throttled
+            .get_or_insert(Throttle { over_quota, retry_after_ns });
+        let result = Err(ClientError::Throttled { retry_after_ns });
+        report.sent.push(self.send(NodeId::Worker(index), NodeId::Client, Payload::ClientAnswer { request, result }));
+        false
+    }
+
     fn on_answer(&mut self, request: RequestId, result: &Result<Done, ClientError>, report: &mut StepReport) {
         if let Ok(Done::Secret { secret, version }) = result {
             let acknowledged = Observation::Acknowledged { secret: secret.0, version: version.0 };
             self.observe_all(&[acknowledged], report);
+        }
+        if let Err(ClientError::Throttled { retry_after_ns }) = result {
+            report.throttled_answers.push((request, *retry_after_ns));
+            let over_quota = self.history[&request].throttled.is_some_and(|throttle| throttle.over_quota);
+            self.record_answer(request, over_quota);
+            return;
         }
         let served = match result {
             Ok(_) => true,
@@ -1024,6 +1147,32 @@ impl World {
     }
 }
 
+/// The limits of `quotas` in the properties' vocabulary.
+fn throttle_limits(quotas: &QuotaTableConfig) -> model::ThrottleLimits {
+    let mut limits = model::ThrottleLimits::default();
+    for quota in &quotas.quotas {
+        let shape = model::LimitShape {
+            rate: quota.rate,
+            interval_ns: quota.interval_ns,
+            burst: quota.burst,
+            block_interval_ns: quota.block_interval_ns,
+        };
+        match quota.scope {
+            QuotaScope::Global => limits.global = Some(shape),
+            QuotaScope::Tenant(tenant) => {
+                limits.tenants.insert(tenant.0, shape);
+            }
+        }
+    }
+    limits.service_capacity = quotas.service_capacity.map(|capacity| model::LimitShape {
+        rate: capacity.rate,
+        interval_ns: capacity.interval_ns,
+        burst: capacity.burst,
+        block_interval_ns: None,
+    });
+    limits
+}
+
 fn add_stats(left: WorkerStats, right: WorkerStats) -> WorkerStats {
     WorkerStats {
         commits: left.commits + right.commits,
@@ -1076,6 +1225,7 @@ impl PartialEq for World {
             && self.incarnations == other.incarnations
             && self.history == other.history
             && self.properties == other.properties
+            && self.front_door == other.front_door
             && self.retired_worker_stats == other.retired_worker_stats
             && sorted_messages(&self.in_flight) == sorted_messages(&other.in_flight)
     }
@@ -1096,6 +1246,7 @@ impl Hash for World {
         self.incarnations.hash(state);
         self.history.hash(state);
         self.properties.hash(state);
+        self.front_door.hash(state);
         self.retired_worker_stats.hash(state);
         sorted_messages(&self.in_flight).hash(state);
     }

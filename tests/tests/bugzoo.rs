@@ -30,7 +30,7 @@ use vaultsim_tests::workspace_root;
 const SEEDS: u64 = 20;
 
 /// Every entry and the test of this file (or `planted.rs`) that catches it.
-const CAUGHT: [(Bug, &str); 8] = [
+const CAUGHT: [(Bug, &str); 9] = [
     (Bug::CorruptingApply, "corrupting_apply_*"),
     (Bug::UnversionedApply, "unversioned_apply_*"),
     (Bug::PublishWithoutReads, "publish_without_reads_*"),
@@ -39,6 +39,7 @@ const CAUGHT: [(Bug, &str); 8] = [
     (Bug::ActivateOnCommit, "activate_on_commit_*"),
     (Bug::AcknowledgeBeforeCommit, "acknowledge_before_commit_*"),
     (Bug::UnvalidatedCommit, "planted.rs, unvalidated_commit_*"),
+    (Bug::SharedBucket, "one_bucket_for_all_tenants_*"),
 ];
 
 #[test]
@@ -353,6 +354,21 @@ fn acknowledge_before_commit_is_caught_by_the_model_checker_as_rep8() {
             "t=0ms deliver worker0->client answer ok",
         ],
     );
+}
+
+// --- one-bucket-for-all-tenants (THR-2) ------------------------------------
+
+#[test]
+fn one_bucket_for_all_tenants_is_caught_by_the_simulator_as_thr2() {
+    // Postmortem: only the simulator catches it; the model configurations
+    // have no quotas (THR-1 and THR-2 simply hold there).
+    let noisy = scenario("noisy-neighbour");
+    let (seed, failure) = first_failure(&noisy, false, Bug::SharedBucket, None);
+    assert_eq!(failure.violation.property, PropertyId::Thr2, "{}", failure.violation);
+    // The first victim is the noisy tenant itself: a quiet tenant took a
+    // token of the one shared bucket that tenant 0's own bucket would still hold.
+    assert!(failure.violation.detail.contains("while its own quota held a token"), "{}", failure.violation);
+    assert_eq!((seed, failure.step), (0, 202));
 }
 
 // --- the simulator ----------------------------------------------------------

@@ -623,3 +623,69 @@ fn a_crashed_workers_commit_still_lands_and_its_reply_is_lost() {
     assert!(view.hosts.values().all(|host| host.records == view.remote));
     assert_eq!(world.check_quiescent(), Vec::new());
 }
+
+/// A world whose front door admits one request of each tenant per second
+/// (burst 1): tenant 1's second create at once is throttled.
+fn throttling_world() -> World {
+    let quota = vault::quota::QuotaConfig::new(QuotaScope::Global, 1, 1_000 * MS);
+    let quotas = QuotaTableConfig { quotas: vec![quota], service_capacity: None };
+    World::new(config(InterceptorMode::Async)).with_quotas(&quotas).expect("a valid quota")
+}
+
+/// Delivers the client request just sent by `report` and returns that step's report.
+fn deliver_request(world: &mut World, report: &StepReport) -> StepReport {
+    let id = report.sent[0];
+    assert!(matches!(world.in_flight()[&id].payload, Payload::ClientRequest { .. }));
+    deliver_now(world, id)
+}
+
+#[test]
+fn the_front_door_admits_within_the_quota_and_throttles_beyond_it_with_retry_after() {
+    let mut world = throttling_world();
+    let first = submit_now(&mut world, 0, 0, create(10, 1, b"a"));
+    let admitted = deliver_request(&mut world, &first);
+    assert_eq!(admitted.observations, [Observation::Admitted { tenant: 1, at_ns: 0 }]);
+    let to_store = &world.in_flight()[&admitted.sent[0]];
+    assert_eq!((to_store.from, to_store.to), (NodeId::Worker(0), NodeId::Store), "an admitted request proceeds");
+    assert_eq!(world.history()[&RequestId(0)].tenant, Some(1));
+
+    let second = submit_now(&mut world, 1, 1, create(11, 1, b"b"));
+    let throttled = deliver_request(&mut world, &second);
+    let retry_after_ns = 1_000 * MS;
+    let expected = Observation::Throttled { tenant: 1, at_ns: 0, over_quota: true, retry_after_ns };
+    assert_eq!(throttled.observations, [expected]);
+    assert_eq!(throttled.sent.len(), 1, "answered at once, nothing sent to the store");
+    let answer = &world.in_flight()[&throttled.sent[0]];
+    assert_eq!((answer.from, answer.to), (NodeId::Worker(1), NodeId::Client));
+    let result = Err(ClientError::Throttled { retry_after_ns });
+    assert_eq!(answer.payload, Payload::ClientAnswer { request: RequestId(1), result });
+    assert!(!world.workers().any(|(index, worker)| index == 1 && worker.is_busy()), "the worker never saw it");
+
+    let received = deliver_now(&mut world, throttled.sent[0]);
+    assert_eq!(received.throttled_answers, [(RequestId(1), retry_after_ns)]);
+    let record = &world.history()[&RequestId(1)];
+    assert_eq!(record.throttled, Some(Throttle { over_quota: true, retry_after_ns }));
+    assert_eq!(record.answered, Some((Time::ZERO, true)), "over its quota: a served 429, not an outage");
+
+    // Another tenant has its own bucket of the global quota; a tenant's
+    // update is charged to the tenant its secret was created in.
+    let other = submit_now(&mut world, 2, 0, create(20, 2, b"c"));
+    assert_eq!(deliver_request(&mut world, &other).observations, [Observation::Admitted { tenant: 2, at_ns: 0 }]);
+    let update = step_clean(&mut world, &submit(3, 0, update(10, b"d"), ms(1_000)));
+    assert_eq!(
+        deliver_request(&mut world, &update).observations,
+        [Observation::Admitted { tenant: 1, at_ns: 1_000 * MS }]
+    );
+    assert_eq!(world.quota_table().map(|table| table.totals().throttled()), Some(1));
+}
+
+#[test]
+fn without_quotas_nothing_is_throttled_or_observed_at_the_front_door() {
+    let mut world = World::new(config(InterceptorMode::Async));
+    for request in 0..3 {
+        let sent = submit_now(&mut world, request, 0, create(10 + request as u32, 1, b"a"));
+        assert!(deliver_request(&mut world, &sent).observations.is_empty());
+        assert_eq!(world.history()[&RequestId(request)].tenant, None);
+    }
+    assert!(world.quota_table().is_none());
+}
