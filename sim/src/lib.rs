@@ -6,7 +6,9 @@
 //! readings, no ambient randomness, no hash-ordered iteration.
 
 pub mod checker;
+pub mod contention;
 pub mod driver;
+pub mod plot;
 pub mod random;
 pub mod refinement;
 pub mod report;

@@ -97,6 +97,19 @@ enum Command {
         #[arg(long = "bug")]
         bugs: Vec<String>,
     },
+    /// Sweep writers per tenancy in sync and async mode (`specs/scenarios/contention.toml`).
+    Contention {
+        /// Seeds per cell (seeds 0..N).
+        #[arg(long, default_value_t = sim::contention::SEEDS_DEFAULT)]
+        seeds: u64,
+        /// Write `contention-throughput.svg`, `contention-conflicts.svg` (and with `--real`
+        /// `contention-shapes.svg`) into this folder.
+        #[arg(long)]
+        plot: Option<PathBuf>,
+        /// JSON lines of `cargo bench -p vaultsim-impl --bench contention -- --json`, overlaid on the plots.
+        #[arg(long)]
+        real: Option<PathBuf>,
+    },
     /// Serve the stateright Explorer for a model configuration on loopback.
     Explore {
         /// A configuration name or path.
@@ -150,6 +163,7 @@ fn main() -> ExitCode {
             parse_bugs(bugs).and_then(|bugs| check_command(&cli, config, &options, &bugs, trace_dir))
         }
         Some(Command::Explore { config, addr }) => explore_command(&cli, config, addr),
+        Some(Command::Contention { seeds, plot, real }) => contention_command(&cli, *seeds, plot, real),
         Some(Command::Bench { seeds, check_runs, threads }) => bench_command(&cli, *seeds, *check_runs, *threads),
     };
     match outcome {
@@ -425,6 +439,69 @@ fn bench_checks(cli: &Cli, runs: usize, threads: usize) -> Result<Vec<CheckBench
         });
     }
     Ok(rows)
+}
+
+/// The contention sweep: a table (or JSON), and with `--plot` its SVG charts.
+fn contention_command(cli: &Cli, seeds: u64, plot: &Option<PathBuf>, real: &Option<PathBuf>) -> Result<bool, String> {
+    use sim::contention::{conflicts_chart, parse_real, shapes_chart, sweep, throughput_chart, SweepPlan};
+    if seeds == 0 {
+        return Err("--seeds: a sweep runs at least one seed".into());
+    }
+    let base = Scenario::load(&scenario_path(&cli.specs, "contention")).map_err(|error| error.to_string())?;
+    let real = match real {
+        Some(path) => {
+            let text =
+                std::fs::read_to_string(path).map_err(|error| format!("cannot read {}: {error}", path.display()))?;
+            Some(parse_real(&text).map_err(|error| format!("{}: {error}", path.display()))?)
+        }
+        None => None,
+    };
+    let plan = SweepPlan::standard(seeds);
+    let started = Instant::now();
+    let mut progress = Progress::new("contention", plan.runs());
+    let mut done = 0;
+    let table = sweep(&base, &plan, |_, _| {
+        done += 1;
+        progress.update(done);
+    });
+    progress.finish();
+    let wall = started.elapsed().as_secs_f64();
+    if let Some(folder) = plot {
+        std::fs::create_dir_all(folder).map_err(|error| format!("cannot create {}: {error}", folder.display()))?;
+        let mut charts = vec![
+            ("contention-throughput.svg", throughput_chart(&table)),
+            ("contention-conflicts.svg", conflicts_chart(&table, real.as_deref())),
+        ];
+        if let Some(real) = &real {
+            charts.push(("contention-shapes.svg", shapes_chart(&table, real)));
+        }
+        for (name, chart) in charts {
+            let path = folder.join(name);
+            std::fs::write(&path, chart.to_svg())
+                .map_err(|error| format!("cannot write {}: {error}", path.display()))?;
+            eprintln!("wrote {}", path.display());
+        }
+    }
+    if cli.json {
+        let mut json = serde_json::to_value(&table).expect("a sweep table serializes");
+        json["real_threads"] = serde_json::json!(real);
+        json["wall_seconds"] = serde_json::json!(wall);
+        println!("{json}");
+    } else {
+        print!("{}", table.to_table());
+        if let Some(real) = &real {
+            println!("real threads (medians over the runs in the file):");
+            println!("{:<6} {:>7} {:>12} {:>16} {:>5}", "mode", "writers", "commits/s", "conflicts/commit", "runs");
+            for cell in real {
+                println!(
+                    "{:<6} {:>7} {:>12.0} {:>16.3} {:>5}",
+                    cell.mode, cell.writers, cell.commits_per_second, cell.conflicts_per_commit, cell.runs
+                );
+            }
+        }
+        println!("wall time {wall:.1} s");
+    }
+    Ok(table.cells.iter().all(|cell| cell.failed_seeds == 0))
 }
 
 /// The model configurations named by `config`: one name or path, or `all`.
