@@ -76,7 +76,7 @@ pub struct ModelConfig {
     /// The unique states of the whole bounded space, without bugs. A full
     /// check whose count differs fails, so a change to the state space (a new
     /// message, a changed timer) shows in review.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pinned_unique_states: Option<usize>,
 }
 

@@ -272,6 +272,8 @@ struct Simulation<'a> {
     /// Nodes stalled until a time: no delivery to them and no timer of theirs.
     paused_until: BTreeMap<NodeId, Time>,
     fault_phase: bool,
+    /// When the store finishes the requests queued at it (see `Network::store_service_us`).
+    store_busy_until: Time,
     next_request: u64,
     secrets_created: u32,
     /// Secrets whose last acknowledged write left them existing, oldest first:
@@ -311,6 +313,7 @@ pub fn run(scenario: &Scenario, options: &RunOptions) -> RunResult {
         world,
         plan: BTreeMap::new(),
         plan_counter: 0,
+        store_busy_until: Time(0),
         timers: BTreeMap::new(),
         timer_queue: BTreeSet::new(),
         fault_phase: true,
@@ -689,14 +692,16 @@ impl Simulation<'_> {
             if self.fault_phase && self.rng.chance_per_million(self.knobs.duplicate_per_million) {
                 for copy_id in self.apply(&Action::Duplicate(*id)).sent {
                     let latency = self.latency(link);
-                    self.schedule(now.plus_ns(latency), Planned::Deliver(copy_id));
+                    let at = self.served_at(link.1, now.plus_ns(latency));
+                    self.schedule(at, Planned::Deliver(copy_id));
                 }
             }
             let mut latency = self.latency(link);
             if self.fault_phase && self.rng.chance_per_million(self.knobs.reorder_per_million) {
                 latency += self.scenario.network.reorder_delay_us * NS_PER_US;
             }
-            self.schedule(now.plus_ns(latency), Planned::Deliver(*id));
+            let at = self.served_at(link.1, now.plus_ns(latency));
+            self.schedule(at, Planned::Deliver(*id));
         }
         let retries_max = self.scenario.quotas.as_ref().map_or(0, |quotas| quotas.client_retries_max);
         for (request, retry_after_ns) in &report.throttled_answers {
@@ -728,6 +733,20 @@ impl Simulation<'_> {
             self.refresh_timer(node);
         }
         report
+    }
+
+    /// When a message arriving at `to` at `arrival` takes effect: at once,
+    /// unless `to` is a store with a service time, which serves one request
+    /// at a time in the order they were sent (a request's effect and reply
+    /// happen when its service ends).
+    fn served_at(&mut self, to: NodeId, arrival: Time) -> Time {
+        let service_ns = self.scenario.network.store_service_us * NS_PER_US;
+        if to != NodeId::Store || service_ns == 0 {
+            return arrival;
+        }
+        let done = arrival.max(self.store_busy_until).plus_ns(service_ns);
+        self.store_busy_until = done;
+        done
     }
 
     /// A one-way latency for a message from `link.0` to `link.1`: the link's

@@ -109,6 +109,10 @@ enum Command {
         /// JSON lines of `cargo bench -p vaultsim-impl --bench contention -- --json`, overlaid on the plots.
         #[arg(long)]
         real: Option<PathBuf>,
+        /// Override the store's service time per request, µs (0: unlimited
+        /// capacity). The charts' file names then end in `-store<N>us`.
+        #[arg(long)]
+        store_service_us: Option<u64>,
     },
     /// Serve the stateright Explorer for a model configuration on loopback.
     Explore {
@@ -118,7 +122,6 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:3000")]
         addr: String,
     },
-    /// Measure the simulator's speed on `smoke` and `replication-faults`.
     /// Measure the simulator's speed on `smoke` and `replication-faults`, and
     /// the checker's states per second and peak memory on every configuration.
     Bench {
@@ -163,7 +166,9 @@ fn main() -> ExitCode {
             parse_bugs(bugs).and_then(|bugs| check_command(&cli, config, &options, &bugs, trace_dir))
         }
         Some(Command::Explore { config, addr }) => explore_command(&cli, config, addr),
-        Some(Command::Contention { seeds, plot, real }) => contention_command(&cli, *seeds, plot, real),
+        Some(Command::Contention { seeds, plot, real, store_service_us }) => {
+            contention_command(&cli, *seeds, plot, real, *store_service_us)
+        }
         Some(Command::Bench { seeds, check_runs, threads }) => bench_command(&cli, *seeds, *check_runs, *threads),
     };
     match outcome {
@@ -442,12 +447,22 @@ fn bench_checks(cli: &Cli, runs: usize, threads: usize) -> Result<Vec<CheckBench
 }
 
 /// The contention sweep: a table (or JSON), and with `--plot` its SVG charts.
-fn contention_command(cli: &Cli, seeds: u64, plot: &Option<PathBuf>, real: &Option<PathBuf>) -> Result<bool, String> {
+fn contention_command(
+    cli: &Cli,
+    seeds: u64,
+    plot: &Option<PathBuf>,
+    real: &Option<PathBuf>,
+    store_service_us: Option<u64>,
+) -> Result<bool, String> {
     use sim::contention::{conflicts_chart, parse_real, shapes_chart, sweep, throughput_chart, SweepPlan};
     if seeds == 0 {
         return Err("--seeds: a sweep runs at least one seed".into());
     }
-    let base = Scenario::load(&scenario_path(&cli.specs, "contention")).map_err(|error| error.to_string())?;
+    let mut base = Scenario::load(&scenario_path(&cli.specs, "contention")).map_err(|error| error.to_string())?;
+    if let Some(service) = store_service_us {
+        base.network.store_service_us = service;
+    }
+    let suffix = store_service_us.map_or(String::new(), |service| format!("-store{service}us"));
     let real = match real {
         Some(path) => {
             let text =
@@ -469,14 +484,14 @@ fn contention_command(cli: &Cli, seeds: u64, plot: &Option<PathBuf>, real: &Opti
     if let Some(folder) = plot {
         std::fs::create_dir_all(folder).map_err(|error| format!("cannot create {}: {error}", folder.display()))?;
         let mut charts = vec![
-            ("contention-throughput.svg", throughput_chart(&table)),
-            ("contention-conflicts.svg", conflicts_chart(&table, real.as_deref())),
+            ("contention-throughput", throughput_chart(&table)),
+            ("contention-conflicts", conflicts_chart(&table, real.as_deref())),
         ];
         if let Some(real) = &real {
-            charts.push(("contention-shapes.svg", shapes_chart(&table, real)));
+            charts.push(("contention-shapes", shapes_chart(&table, real)));
         }
         for (name, chart) in charts {
-            let path = folder.join(name);
+            let path = folder.join(format!("{name}{suffix}.svg"));
             std::fs::write(&path, chart.to_svg())
                 .map_err(|error| format!("cannot write {}: {error}", path.display()))?;
             eprintln!("wrote {}", path.display());
@@ -486,9 +501,15 @@ fn contention_command(cli: &Cli, seeds: u64, plot: &Option<PathBuf>, real: &Opti
         let mut json = serde_json::to_value(&table).expect("a sweep table serializes");
         json["real_threads"] = serde_json::json!(real);
         json["wall_seconds"] = serde_json::json!(wall);
+        json["store_service_us"] = serde_json::json!(base.network.store_service_us);
         println!("{json}");
     } else {
         print!("{}", table.to_table());
+        let service = base.network.store_service_us;
+        match 1_000_000u64.checked_div(service) {
+            Some(capacity) => println!("store service time {service} µs per request (capacity {capacity} requests/s)"),
+            None => println!("store service time 0 (unlimited capacity)"),
+        }
         if let Some(real) = &real {
             println!("real threads (medians over the runs in the file):");
             println!("{:<6} {:>7} {:>12} {:>16} {:>5}", "mode", "writers", "commits/s", "conflicts/commit", "runs");

@@ -298,6 +298,16 @@ pub struct Network {
     pub reorder_delay_us: u64,
     /// Latency overrides for links between kinds of node.
     pub links: Vec<Link>,
+    /// The remote store's service time per request, microseconds: the store
+    /// serves one request at a time, in the order they were sent, so requests
+    /// queue when they come faster than it serves them. Zero: unlimited
+    /// capacity, every request is served on arrival.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub store_service_us: u64,
+}
+
+fn is_zero(value: &u64) -> bool {
+    *value == 0
 }
 
 /// The latency of messages from one kind of node to another (overrides the
@@ -329,6 +339,7 @@ impl Default for Network {
             reorder_per_million: 0,
             reorder_delay_us: 5_000,
             links: Vec::new(),
+            store_service_us: 0,
         }
     }
 }

@@ -76,3 +76,31 @@ fn swarm_knobs_come_from_the_seed() {
     assert!(knobs.iter().any(|knobs| knobs.mode == InterceptorMode::Sync));
     assert!(knobs.iter().any(|knobs| knobs.mode == InterceptorMode::Async));
 }
+
+#[test]
+fn a_store_with_a_service_time_serves_one_request_at_a_time() {
+    let mut smoke = scenario("smoke");
+    smoke.network.store_service_us = 2_000;
+    let result = run(&smoke, &options(1));
+    assert!(result.failure.is_none(), "{:?}", result.failure);
+    // Messages sent to the store, by id, and the times their deliveries took effect.
+    let mut to_store = std::collections::BTreeSet::new();
+    let mut served = Vec::new();
+    for line in result.trace.expect("recorded") {
+        let json: serde_json::Value = serde_json::from_str(&line).expect("a JSON line");
+        if let Some(message) = json["action"]["deliver"]["message"].as_u64() {
+            if to_store.contains(&message) {
+                served.push(json["now"].as_u64().expect("a time"));
+            }
+        }
+        for sent in json["sent"].as_array().into_iter().flatten() {
+            if sent[2] == "store" {
+                to_store.insert(sent[0].as_u64().expect("a message id"));
+            }
+        }
+    }
+    assert!(served.len() > 100, "{} store requests", served.len());
+    for pair in served.windows(2) {
+        assert!(pair[1] >= pair[0] + 2_000_000, "store requests served at {} and {} ns", pair[0], pair[1]);
+    }
+}
