@@ -1,13 +1,15 @@
 //! `sim`: the vaultsim testbed.
 //!
-//! Today it holds the default suite's discovery of scenario files; the world,
-//! the seeded simulator and the model-checking driver arrive with their issues
-//! (see `docs/ARCHITECTURE.md`). Everything here is deterministic: no clock
-//! readings, no ambient randomness, no hash-ordered iteration.
+//! The world, the seeded simulator (`driver`), the model-checking driver
+//! (`checker`), refinement against the abstract spec, traces, reports and the
+//! measured sweeps (`contention`, `noisy`); see `docs/ARCHITECTURE.md`.
+//! Everything here is deterministic: no clock readings, no ambient
+//! randomness, no hash-ordered iteration.
 
 pub mod checker;
 pub mod contention;
 pub mod driver;
+pub mod noisy;
 pub mod plot;
 pub mod random;
 pub mod refinement;

@@ -114,6 +114,19 @@ enum Command {
         #[arg(long)]
         store_service_us: Option<u64>,
     },
+    /// One tenant bursts to 1..20 times its quota, with quotas and without,
+    /// against a store of finite capacity: p99 latency of it and of the others.
+    Noisy {
+        /// Seeds per cell (seeds 0..N).
+        #[arg(long, default_value_t = sim::noisy::SEEDS_DEFAULT)]
+        seeds: u64,
+        /// The store's service time per request, µs, unless the scenario sets one.
+        #[arg(long, default_value_t = sim::noisy::STORE_SERVICE_US_DEFAULT)]
+        store_service_us: u64,
+        /// Write `noisy-neighbour-latency.svg` into this folder.
+        #[arg(long)]
+        plot: Option<PathBuf>,
+    },
     /// Serve the stateright Explorer for a model configuration on loopback.
     Explore {
         /// A configuration name or path.
@@ -165,6 +178,7 @@ fn main() -> ExitCode {
             let options = CheckOptions { bfs: *bfs, threads: *threads, max_depth: *max_depth };
             parse_bugs(bugs).and_then(|bugs| check_command(&cli, config, &options, &bugs, trace_dir))
         }
+        Some(Command::Noisy { seeds, store_service_us, plot }) => noisy_command(&cli, *seeds, *store_service_us, plot),
         Some(Command::Explore { config, addr }) => explore_command(&cli, config, addr),
         Some(Command::Contention { seeds, plot, real, store_service_us }) => {
             contention_command(&cli, *seeds, plot, real, *store_service_us)
@@ -447,6 +461,46 @@ fn bench_checks(cli: &Cli, runs: usize, threads: usize) -> Result<Vec<CheckBench
 }
 
 /// The contention sweep: a table (or JSON), and with `--plot` its SVG charts.
+/// The noisy-neighbour sweep: a table (or JSON) and, with `--plot`, its chart.
+fn noisy_command(cli: &Cli, seeds: u64, store_service_us: u64, plot: &Option<PathBuf>) -> Result<bool, String> {
+    if seeds == 0 {
+        return Err("--seeds: a sweep runs at least one seed".into());
+    }
+    let base = Scenario::load(&scenario_path(&cli.specs, "noisy-neighbour")).map_err(|error| error.to_string())?;
+    if base.quotas.as_ref().and_then(|quotas| quotas.global.as_ref()).is_none() || base.workload.tenants < 2 {
+        return Err("noisy-neighbour: the sweep needs a global quota and at least two tenants".into());
+    }
+    let seeds: Vec<u64> = (0..seeds).collect();
+    let started = Instant::now();
+    let mut progress = Progress::new("noisy", seeds.len() * 2 * sim::noisy::FACTORS.len());
+    let mut done = 0;
+    let cells = sim::noisy::sweep(&base, &seeds, store_service_us, |_, _| {
+        done += 1;
+        progress.update(done);
+    });
+    progress.finish();
+    let wall = started.elapsed().as_secs_f64();
+    if let Some(folder) = plot {
+        std::fs::create_dir_all(folder).map_err(|error| format!("cannot create {}: {error}", folder.display()))?;
+        let path = folder.join("noisy-neighbour-latency.svg");
+        std::fs::write(&path, sim::noisy::latency_chart(&cells).to_svg())
+            .map_err(|error| format!("cannot write {}: {error}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    if cli.json {
+        let json = serde_json::json!({"noisy": cells, "seeds": seeds.len(), "store_service_us": store_service_us, "wall_seconds": wall});
+        println!("{json}");
+    } else {
+        print!("{}", sim::noisy::to_table(&cells));
+        println!(
+            "(medians over {} seeds; store service time {store_service_us} µs unless the scenario sets one)",
+            seeds.len()
+        );
+        println!("wall time {wall:.1} s");
+    }
+    Ok(cells.iter().all(|cell| cell.failed_seeds == 0))
+}
+
 fn contention_command(
     cli: &Cli,
     seeds: u64,
