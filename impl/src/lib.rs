@@ -20,6 +20,8 @@
 //! * [`quota::QuotaTable`]: admits or throttles client requests with per-tenant
 //!   and global quotas and a service capacity, on exact integer
 //!   [`quota::TokenBucket`]s (also the backfiller's store-traffic budget).
+//! * [`migration::Operator`]: moves live migration's phase (stored in the
+//!   remote store) forward on a schedule and back on rollback.
 //! * [`backfill::Backfiller`]: live migration's phase 2, emits events for the
 //!   secrets last written before replication was switched on, page by page
 //!   under a persisted bookmark and a store-traffic budget.
@@ -33,6 +35,7 @@ pub mod backfill;
 pub mod bugzoo;
 pub mod host;
 pub mod interceptor;
+pub mod migration;
 pub mod publisher;
 pub mod quota;
 pub mod store;
