@@ -7,6 +7,13 @@
 //! 2. in `sync` interceptor mode, for a secret mutation, read the partition head;
 //! 3. commit the transaction built from what was read.
 //!
+//! During a live migration (`phase_fenced`), step 1 also reads the migration
+//! phase ([`crate::migration::PHASE_KEY`]) and the commit carries its version:
+//! a mutation emits its replication event only if the phase replicates, and a
+//! commit that raced a phase change conflicts and is redone under the new
+//! phase. So every commit after the one that switched replication on carries
+//! its event, and `t1` is exact whatever the workers believed.
+//!
 //! A conflict starts a new attempt after a backoff (`retry_delay_ns` doubling up
 //! to `retry_delay_max_ns`) until `commit_attempts_max` attempts were made. A
 //! read that times out is retried the same way; a commit that times out is
@@ -24,6 +31,7 @@ use std::collections::VecDeque;
 use crate::bugzoo::Bug;
 use crate::bugzoo::Bugs;
 use crate::interceptor::{Interceptor, InterceptorMode};
+use crate::migration::{PhaseConfig, PHASE_KEY};
 use crate::store::{
     CommitOutcome, IdempotencyToken, Key, ReadEntry, StoreReply, StoreRequest, TokenRecord, Transaction, Value, Write,
 };
@@ -184,6 +192,9 @@ pub struct WorkerConfig {
     pub request_timeout_ns: u64,
     /// Client requests queued behind the one in progress.
     pub queue_requests_max: usize,
+    /// Whether mutations follow the migration phase stored in the store (see
+    /// the module documentation); `false`: every mutation replicates.
+    pub phase_fenced: bool,
 }
 
 impl WorkerConfig {
@@ -196,6 +207,7 @@ impl WorkerConfig {
             retry_delay_max_ns: 64_000_000,
             request_timeout_ns: 200_000_000,
             queue_requests_max: 64,
+            phase_fenced: false,
         }
     }
 }
@@ -238,6 +250,8 @@ struct Attempt {
     deadline: Time,
     /// Entries read in step 1.
     resource: Vec<ReadEntry>,
+    /// The phase entry read in step 1 (phase-fenced workers only).
+    phase: Option<ReadEntry>,
 }
 
 /// A planned commit: the transaction and the answer it earns.
@@ -363,6 +377,7 @@ impl Worker {
             tag: None,
             deadline: now,
             resource: Vec::new(),
+            phase: None,
         });
         self.begin_attempt(now);
     }
@@ -373,21 +388,30 @@ impl Worker {
         if attempt.attempts > 1 {
             self.stats.retries += 1;
         }
-        let keys = resource_keys(&attempt.operation);
+        let mut keys = resource_keys(&attempt.operation);
+        if self.config.phase_fenced {
+            keys.push(PHASE_KEY);
+        }
         self.send(now, Step::ReadResource, StoreRequest::Read { keys });
     }
 
-    fn on_resource_read(&mut self, now: Time, entries: Vec<ReadEntry>) {
+    fn on_resource_read(&mut self, now: Time, mut entries: Vec<ReadEntry>) {
+        let fenced = self.config.phase_fenced;
         let attempt = self.current.as_mut().expect("an attempt in progress");
-        assert_eq!(entries.len(), resource_keys(&attempt.operation).len(), "one entry per key");
+        assert_eq!(entries.len(), resource_keys(&attempt.operation).len() + usize::from(fenced), "one entry per key");
+        attempt.phase = if fenced { entries.pop() } else { None };
         attempt.resource = entries;
         let decided = decide(&attempt.operation, &attempt.resource);
         match decided {
             Err(error) => self.finish(now, Err(error)),
             Ok(Decision::Answer(done)) => self.finish(now, Ok(done)),
             Ok(Decision::Mutate(plan)) => {
-                let head_key =
-                    plan.mutation.as_ref().and_then(|mutation| self.interceptor().keys_to_read(mutation.record.tenant));
+                let replicates = self.replicates();
+                let head_key = plan
+                    .mutation
+                    .as_ref()
+                    .filter(|_| replicates)
+                    .and_then(|mutation| self.interceptor().keys_to_read(mutation.record.tenant));
                 match head_key {
                     Some(key) => self.send(now, Step::ReadHead, StoreRequest::Read { keys: vec![key] }),
                     None => self.commit_plan(now, plan, None),
@@ -408,7 +432,11 @@ impl Worker {
 
     fn commit_plan(&mut self, now: Time, plan: Plan, head: Option<ReadEntry>) {
         let Plan { mut transaction, done, mutation } = plan;
-        if let Some(mutation) = mutation {
+        if let Some(phase) = self.current.as_ref().and_then(|attempt| attempt.phase.as_ref()) {
+            // The fence: a phase change since the read makes this commit conflict.
+            transaction.reads.push((phase.key, phase.version));
+        }
+        if let Some(mutation) = mutation.filter(|_| self.replicates()) {
             self.interceptor().on_mutation(&mut transaction, mutation, head.as_ref());
         }
         assert!(!transaction.writes.is_empty(), "a commit writes: {done:?}");
@@ -480,6 +508,16 @@ impl Worker {
 
     fn interceptor(&self) -> Interceptor {
         Interceptor { mode: self.config.mode }
+    }
+
+    /// Whether the current attempt's mutation emits a replication event: always
+    /// for an unfenced worker, else by the phase it read.
+    fn replicates(&self) -> bool {
+        let Some(attempt) = &self.current else { return !self.config.phase_fenced };
+        match &attempt.phase {
+            None => !self.config.phase_fenced,
+            Some(entry) => PhaseConfig::from_entries(std::slice::from_ref(entry)).phase.replicates(),
+        }
     }
 
     /// Asserts the worker's invariants.

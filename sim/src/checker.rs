@@ -202,6 +202,7 @@ impl ModelConfig {
             retry_delay_max_ns: timings.retry_delay_ms * NS_PER_MS * 4,
             request_timeout_ns: timings.request_timeout_ms * NS_PER_MS,
             queue_requests_max: 8,
+            phase_fenced: false,
         };
         let host = HostConfig {
             poll_interval_ns: timings.poll_interval_ms * NS_PER_MS,

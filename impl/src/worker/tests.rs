@@ -485,3 +485,64 @@ fn woken_early_rearms_the_current_deadline_in_every_step() {
     assert_eq!(client.requests.len(), 1, "the backoff is not cut short");
     assert_eq!(client.worker.stats().retries, 0);
 }
+
+fn set_phase(store: &mut Store, phase: crate::migration::Phase) {
+    let write = Write::Put(PHASE_KEY, Value::Config(phase.code()));
+    assert!(matches!(
+        store.commit(&Transaction { reads: Vec::new(), writes: vec![write] }),
+        CommitOutcome::Committed { .. }
+    ));
+}
+
+fn fenced(mode: InterceptorMode) -> Client {
+    Client::new(WorkerConfig { phase_fenced: true, ..WorkerConfig::new(mode) })
+}
+
+#[test]
+fn a_fenced_worker_replicates_only_once_the_phase_says_so() {
+    use crate::migration::Phase;
+    for mode in [InterceptorMode::Sync, InterceptorMode::Async] {
+        let mut store = store_with(mode, true);
+        let before = (log(&store, T1).len(), outbox_mutations(&store, T1).len());
+        let mut client = fenced(mode);
+        // No phase stored: Off. The write commits without an event.
+        assert_eq!(client.run(&mut store, Time::ZERO, update(S1, b"off", None)), done(S1, 2));
+        assert_eq!((log(&store, T1).len(), outbox_mutations(&store, T1).len()), before, "{mode:?}");
+        set_phase(&mut store, Phase::Sync);
+        assert_eq!(client.run(&mut store, Time::ZERO, update(S1, b"sync", None)), done(S1, 3));
+        let events = log(&store, T1).len() + outbox_mutations(&store, T1).len();
+        assert_eq!(events, before.0 + before.1 + 1, "{mode:?}: the write after the switch carries its event");
+    }
+}
+
+#[test]
+fn a_phase_change_between_read_and_commit_fences_the_commit() {
+    use crate::migration::Phase;
+    let mut store = store_with(InterceptorMode::Async, true);
+    let mut client = fenced(InterceptorMode::Async);
+    let request = client.submit(Time::ZERO, update(S1, b"raced", None));
+    let (read, _) = client.deliver(&mut store, Time::ZERO);
+    assert!(matches!(&read, StoreRequest::Read { keys } if keys.last() == Some(&PHASE_KEY)), "{read:?}");
+    // The operator switches replication on before the worker commits (phase Off).
+    set_phase(&mut store, Phase::Sync);
+    let (commit, _) = client.deliver(&mut store, Time::ZERO);
+    let StoreRequest::Commit(transaction) = commit else { panic!("a commit") };
+    assert!(transaction.reads.iter().any(|(key, _)| *key == PHASE_KEY), "the commit carries the fence");
+    assert!(!transaction.writes.iter().any(|write| matches!(write, Write::Outbox(_))), "planned under Off");
+    client.settle(&mut store, Time::ZERO);
+    assert_eq!(client.answer(request), done(S1, 2));
+    assert_eq!(client.worker.stats().conflicts, 1, "the stale-phase commit conflicted");
+    assert_eq!(outbox_mutations(&store, T1).last().map(|mutation| mutation.record.version), Some(Version(2)));
+}
+
+#[test]
+fn an_unfenced_worker_reads_no_phase_and_always_replicates() {
+    let mut store = store_with(InterceptorMode::Async, true);
+    let mut client = Client::new(WorkerConfig::new(InterceptorMode::Async));
+    let request = client.submit(Time::ZERO, update(S1, b"plain", None));
+    let (read, _) = client.deliver(&mut store, Time::ZERO);
+    assert_eq!(read, StoreRequest::Read { keys: vec![Key::Secret(S1)] });
+    client.settle(&mut store, Time::ZERO);
+    assert_eq!(client.answer(request), done(S1, 2));
+    assert_eq!(outbox_mutations(&store, T1).len(), 2);
+}
