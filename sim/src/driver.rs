@@ -242,6 +242,17 @@ pub struct RunResult {
     pub trace_hash: u64,
 }
 
+/// The running sums of `weights`, for [`SimRng::weighted_prefix`].
+fn cumulative(weights: &[u32]) -> Vec<u64> {
+    weights
+        .iter()
+        .scan(0u64, |sum, weight| {
+            *sum += u64::from(*weight);
+            Some(*sum)
+        })
+        .collect()
+}
+
 /// What the driver plans to do at a time.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Planned {
@@ -573,15 +584,8 @@ impl Simulation<'_> {
         let request = RequestId(self.next_request);
         self.next_request += 1;
         let mix = &self.scenario.workload.mix;
-        let weights = [mix.create, mix.update, mix.delete, mix.remote_read, mix.host_read];
-        let cumulative: Vec<u64> = weights
-            .iter()
-            .scan(0u64, |sum, weight| {
-                *sum += u64::from(*weight);
-                Some(*sum)
-            })
-            .collect();
-        let mut kind = self.rng.weighted_prefix(&cumulative, cumulative.len());
+        let kinds = cumulative(&[mix.create, mix.update, mix.delete, mix.remote_read, mix.host_read]);
+        let mut kind = self.rng.weighted_prefix(&kinds, kinds.len());
         let can_create = self.secrets_created < self.scenario.workload.secrets_max;
         if kind == 0 && !can_create {
             kind = 1; // Every secret exists: update instead.
@@ -599,23 +603,7 @@ impl Simulation<'_> {
             let rank = self.rng.weighted_prefix(&self.zipf, self.live_secrets.len().min(self.zipf.len()));
             self.live_secrets[rank]
         };
-        if kind == 4 {
-            let host = self.rng.below(u64::from(self.scenario.topology.hosts)) as u32;
-            return Action::Read { request, host, secret, at };
-        }
-        let content = Content::new(format!("{}:{}", secret.0, request.0).as_bytes());
-        let operation = match kind {
-            0 => {
-                let vaults = self.world.config().vaults.len() as u32;
-                let vault = self.world.config().vaults[(secret.0 % vaults) as usize].0;
-                Operation::CreateSecret { secret, vault, content, token: IdempotencyToken(request.0) }
-            }
-            1 => Operation::UpdateSecret { secret, content, expected: None },
-            2 => Operation::DeleteSecret { secret, expected: None },
-            _ => Operation::ReadSecret { secret },
-        };
-        let worker = self.rng.below(u64::from(self.scenario.topology.workers)) as u32;
-        Action::Submit { request, worker, operation, at }
+        self.client_action(kind, secret, request, at)
     }
 
     /// A client operation of a tenant drawn by `workload.tenant_weights`: kind
@@ -625,15 +613,6 @@ impl Simulation<'_> {
         let request = RequestId(self.next_request);
         self.next_request += 1;
         let workload = &self.scenario.workload;
-        let cumulative = |weights: &[u32]| -> Vec<u64> {
-            weights
-                .iter()
-                .scan(0u64, |sum, weight| {
-                    *sum += u64::from(*weight);
-                    Some(*sum)
-                })
-                .collect()
-        };
         let tenants = cumulative(&workload.tenant_weights);
         let tenant = self.rng.weighted_prefix(&tenants, tenants.len()) as u32;
         let mix = &workload.mix;
@@ -662,6 +641,13 @@ impl Simulation<'_> {
             let rank = self.rng.weighted_prefix(&self.zipf, live.len().min(self.zipf.len()));
             live[rank]
         };
+        self.client_action(kind, secret, request, at)
+    }
+
+    /// The client's action of mix index `kind` on `secret`: a read from a host
+    /// drawn uniformly, or an operation sent to a worker drawn uniformly. A
+    /// create goes to the secret's vault, `secret % vaults`.
+    fn client_action(&mut self, kind: usize, secret: SecretId, request: RequestId, at: Time) -> Action {
         if kind == 4 {
             let host = self.rng.below(u64::from(self.scenario.topology.hosts)) as u32;
             return Action::Read { request, host, secret, at };
@@ -669,6 +655,7 @@ impl Simulation<'_> {
         let content = Content::new(format!("{}:{}", secret.0, request.0).as_bytes());
         let operation = match kind {
             0 => {
+                let vaults = self.world.config().vaults.len() as u32;
                 let vault = self.world.config().vaults[(secret.0 % vaults) as usize].0;
                 Operation::CreateSecret { secret, vault, content, token: IdempotencyToken(request.0) }
             }
