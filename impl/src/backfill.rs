@@ -37,12 +37,10 @@ use std::collections::{BTreeSet, VecDeque};
 
 use crate::interceptor::{Interceptor, InterceptorMode};
 use crate::quota::{BucketConfig, TokenBucket};
-use crate::store::{BookmarkId, CommitOutcome, Key, ReadEntry, ScanPage, StoreReply, StoreRequest, Table, Transaction};
+use crate::store::{BookmarkId, CommitOutcome, Key, ReadEntry, ScanPage, StoreReply, StoreRequest, Transaction};
 use crate::store::{Value, Write};
-use crate::types::{CommitSeq, Mutation, RequestTag, SecretId, TenantId, Time};
-
-/// The bookmark value that marks a finished walk.
-const DONE: u64 = u64::MAX;
+use crate::types::{CommitSeq, Mutation, RequestTag, TenantId, Time};
+use crate::walk::{self, Bookmark};
 
 /// Limits and knobs of a backfiller.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -134,8 +132,8 @@ pub struct Backfiller {
     interceptor: Interceptor,
     bucket: TokenBucket,
     step: Step,
-    /// The bookmark as last read or committed: its value and entry version.
-    bookmark: Option<(u64, CommitSeq)>,
+    /// The bookmark as last read or committed.
+    bookmark: Option<Bookmark>,
     next_tag: RequestTag,
     outputs: VecDeque<BackfillOutput>,
     stats: BackfillStats,
@@ -215,15 +213,9 @@ impl Backfiller {
     }
 
     fn on_bookmark(&mut self, now: Time, entries: &[ReadEntry]) {
-        let [entry] = entries else { panic!("one bookmark read, {} entries answered", entries.len()) };
-        assert_eq!(entry.key, Key::Bookmark(self.config.bookmark), "another key answered");
-        let value = match entry.value {
-            None => 0,
-            Some(Value::Bookmark(value)) => value,
-            Some(ref other) => panic!("bookmark holds {other:?}"),
-        };
-        self.bookmark = Some((value, entry.version));
-        if value == DONE {
+        let bookmark = Bookmark::from_entries(self.config.bookmark, entries);
+        self.bookmark = Some(bookmark);
+        if bookmark.is_done() {
             self.finish();
         } else {
             self.send(now, Next::Scan);
@@ -247,9 +239,9 @@ impl Backfiller {
                 self.stats.keys_scanned += page.rows.len() as u64;
                 self.stats.events_emitted += emitted;
                 self.stats.skipped_live += page.rows.len() as u64 - emitted;
-                let value = next_bookmark(page);
-                self.bookmark = Some((value, *commit));
-                if value == DONE {
+                let bookmark = Bookmark { value: walk::past(page), version: *commit };
+                self.bookmark = Some(bookmark);
+                if bookmark.is_done() {
                     self.finish();
                 } else {
                     self.send(now, Next::Scan);
@@ -289,12 +281,8 @@ impl Backfiller {
 
     fn request(&self, next: &Next) -> StoreRequest {
         match next {
-            Next::ReadBookmark => StoreRequest::Read { keys: vec![Key::Bookmark(self.config.bookmark)] },
-            Next::Scan => {
-                let (value, _) = self.bookmark.expect("a scan follows a bookmark read");
-                let after = value.checked_sub(1).map(|last| Key::Secret(SecretId(last as u32)));
-                StoreRequest::Scan { table: Table::Secrets, after, limit: self.config.page_keys }
-            }
+            Next::ReadBookmark => Bookmark::read(self.config.bookmark),
+            Next::Scan => self.bookmark.expect("a scan follows a bookmark read").scan(self.config.page_keys),
             Next::ReadHeads { page } => {
                 let tenants = emitted_tenants(page, self.config.since);
                 StoreRequest::Read { keys: tenants.into_iter().map(Key::LogHead).collect() }
@@ -306,15 +294,15 @@ impl Backfiller {
     /// The page's events and the bookmark past it, validated against every
     /// version they depend on.
     fn page_transaction(&self, page: &ScanPage, heads: &[ReadEntry]) -> Transaction {
-        let (_, bookmark_version) = self.bookmark.expect("a commit follows a bookmark read");
+        let bookmark = self.bookmark.expect("a commit follows a bookmark read");
         let key = Key::Bookmark(self.config.bookmark);
-        let mut transaction = Transaction { reads: vec![(key, bookmark_version)], writes: Vec::new() };
+        let mut transaction = Transaction { reads: vec![(key, bookmark.version)], writes: Vec::new() };
         for (row, mutation) in emitted(page, self.config.since) {
             transaction.reads.push((row.key, row.version));
             let head = heads.iter().find(|head| head.key == Key::LogHead(mutation.record.tenant));
             self.interceptor.on_mutation(&mut transaction, mutation, head);
         }
-        transaction.writes.push(Write::Put(key, Value::Bookmark(next_bookmark(page))));
+        transaction.writes.push(Write::Put(key, Value::Bookmark(walk::past(page))));
         transaction
     }
 
@@ -328,7 +316,7 @@ impl Backfiller {
             assert!(self.bookmark.is_some(), "a page is worked on only after the bookmark was read");
         }
         if self.step == Step::Done {
-            assert_eq!(self.bookmark.map(|(value, _)| value), Some(DONE), "done only at the finished bookmark");
+            assert!(self.bookmark.is_some_and(Bookmark::is_done), "done only at the finished bookmark");
         }
         self.bucket.check_invariants();
     }
@@ -347,15 +335,6 @@ fn emitted(page: &ScanPage, since: CommitSeq) -> impl Iterator<Item = (&ReadEntr
 
 fn emitted_tenants(page: &ScanPage, since: CommitSeq) -> BTreeSet<TenantId> {
     emitted(page, since).map(|(_, mutation)| mutation.record.tenant).collect()
-}
-
-/// The bookmark after `page`: one past its last key, or [`DONE`] at the end.
-fn next_bookmark(page: &ScanPage) -> u64 {
-    match page.resume_after {
-        None => DONE,
-        Some(Key::Secret(secret)) => u64::from(secret.0) + 1,
-        Some(other) => panic!("a secrets scan resumes after {other:?}"),
-    }
 }
 
 #[cfg(test)]

@@ -42,4 +42,5 @@ pub mod store;
 pub mod sync;
 pub mod types;
 pub mod verify;
+mod walk;
 pub mod worker;

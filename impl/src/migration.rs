@@ -40,7 +40,7 @@ pub const BACKFILL_BOOKMARK: BookmarkId = BookmarkId(1);
 /// The verifier's bookmark.
 pub const VERIFY_BOOKMARK: BookmarkId = BookmarkId(2);
 /// A bookmark's value once its walk is finished.
-pub const BOOKMARK_DONE: u64 = u64::MAX;
+pub const BOOKMARK_DONE: u64 = crate::walk::DONE;
 
 /// A phase of the migration, in order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

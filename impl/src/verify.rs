@@ -38,12 +38,10 @@ use std::collections::{BTreeMap, VecDeque};
 
 use crate::host::DigestEntry;
 use crate::quota::{BucketConfig, TokenBucket};
-use crate::store::{BookmarkId, CommitOutcome, Key, ReadEntry, ScanPage, StoreReply, StoreRequest, Table, Transaction};
+use crate::store::{BookmarkId, CommitOutcome, Key, ReadEntry, ScanPage, StoreReply, StoreRequest, Transaction};
 use crate::store::{Value, Write};
-use crate::types::{Checksum, CommitSeq, HostId, RequestTag, SecretId, SecretRecord, Time};
-
-/// The bookmark value that marks a finished pass.
-const DONE: u64 = u64::MAX;
+use crate::types::{Checksum, HostId, RequestTag, SecretId, SecretRecord, Time};
+use crate::walk::{self, Bookmark};
 
 /// Limits and knobs of a verifier.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -206,7 +204,7 @@ pub struct Verifier {
     step: Step,
     /// Outstanding host requests of the current page, by tag.
     asked: BTreeMap<RequestTag, HostId>,
-    bookmark: Option<(u64, CommitSeq)>,
+    bookmark: Option<Bookmark>,
     next_tag: RequestTag,
     outputs: VecDeque<VerifyOutput>,
     stats: VerifyStats,
@@ -329,15 +327,9 @@ impl Verifier {
     }
 
     fn on_bookmark(&mut self, now: Time, entries: &[ReadEntry]) {
-        let [entry] = entries else { panic!("one bookmark read, {} entries answered", entries.len()) };
-        assert_eq!(entry.key, Key::Bookmark(self.config.bookmark), "another key answered");
-        let value = match entry.value {
-            None => 0,
-            Some(Value::Bookmark(value)) => value,
-            Some(ref other) => panic!("bookmark holds {other:?}"),
-        };
-        self.bookmark = Some((value, entry.version));
-        if value == DONE {
+        let bookmark = Bookmark::from_entries(self.config.bookmark, entries);
+        self.bookmark = Some(bookmark);
+        if bookmark.is_done() {
             self.finish();
         } else {
             self.send(now, Next::Scan);
@@ -398,9 +390,9 @@ impl Verifier {
                 self.stats.lagging += tally.lagging;
                 self.stats.mismatches += tally.mismatches;
                 self.stats.repairs += tally.repairs;
-                let value = next_bookmark(page);
-                self.bookmark = Some((value, *commit));
-                if value == DONE {
+                let bookmark = Bookmark { value: walk::past(page), version: *commit };
+                self.bookmark = Some(bookmark);
+                if bookmark.is_done() {
                     self.finish();
                 } else {
                     self.send(now, Next::Scan);
@@ -435,7 +427,7 @@ impl Verifier {
         let abandon_at = now.plus_ns(self.config.request_timeout_ns);
         match &next {
             Next::Digests { page, .. } => {
-                let secrets: Vec<SecretId> = page.rows.iter().map(|row| secret_of(row.key)).collect();
+                let secrets: Vec<SecretId> = page.rows.iter().map(|row| walk::secret_of(row.key)).collect();
                 for host in &self.config.hosts {
                     let tag = self.next_tag.take_next();
                     self.asked.insert(tag, *host);
@@ -462,17 +454,13 @@ impl Verifier {
 
     fn request(&self, next: &Next) -> StoreRequest {
         match next {
-            Next::ReadBookmark => StoreRequest::Read { keys: vec![Key::Bookmark(self.config.bookmark)] },
-            Next::Scan => {
-                let (value, _) = self.bookmark.expect("a scan follows a bookmark read");
-                let after = value.checked_sub(1).map(|last| Key::Secret(SecretId(last as u32)));
-                StoreRequest::Scan { table: Table::Secrets, after, limit: self.config.page_keys }
-            }
+            Next::ReadBookmark => Bookmark::read(self.config.bookmark),
+            Next::Scan => self.bookmark.expect("a scan follows a bookmark read").scan(self.config.page_keys),
             Next::Commit { page, .. } => {
-                let (_, version) = self.bookmark.expect("a commit follows a bookmark read");
+                let bookmark = self.bookmark.expect("a commit follows a bookmark read");
                 let key = Key::Bookmark(self.config.bookmark);
-                let write = Write::Put(key, Value::Bookmark(next_bookmark(page)));
-                StoreRequest::Commit(Transaction { reads: vec![(key, version)], writes: vec![write] })
+                let write = Write::Put(key, Value::Bookmark(walk::past(page)));
+                StoreRequest::Commit(Transaction { reads: vec![(key, bookmark.version)], writes: vec![write] })
             }
             Next::Digests { .. } | Next::Repair { .. } => panic!("hosts are not asked through the store"),
         }
@@ -486,25 +474,9 @@ impl Verifier {
             assert_eq!(self.asked.len(), 1, "one repair at a time");
         }
         if self.step == Step::Done {
-            assert_eq!(self.bookmark.map(|(value, _)| value), Some(DONE), "done only at the finished bookmark");
+            assert!(self.bookmark.is_some_and(Bookmark::is_done), "done only at the finished bookmark");
         }
         self.bucket.check_invariants();
-    }
-}
-
-fn secret_of(key: Key) -> SecretId {
-    match key {
-        Key::Secret(secret) => secret,
-        other => panic!("a secrets scan returned {other:?}"),
-    }
-}
-
-/// The bookmark after `page`: one past its last key, or [`DONE`] at the end.
-fn next_bookmark(page: &ScanPage) -> u64 {
-    match page.resume_after {
-        None => DONE,
-        Some(Key::Secret(secret)) => u64::from(secret.0) + 1,
-        Some(other) => panic!("a secrets scan resumes after {other:?}"),
     }
 }
 

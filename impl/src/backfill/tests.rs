@@ -1,6 +1,7 @@
 use super::*;
 use crate::store::Store;
-use crate::types::{Content, Lifecycle, SecretRecord, Seq, VaultId, Version};
+use crate::types::{Content, Lifecycle, SecretId, SecretRecord, Seq, VaultId, Version};
+use crate::walk::DONE;
 
 const T1: TenantId = TenantId(1);
 const T2: TenantId = TenantId(2);
