@@ -25,11 +25,14 @@
 //! * [`backfill::Backfiller`]: live migration's phase 2, emits events for the
 //!   secrets last written before replication was switched on, page by page
 //!   under a persisted bookmark and a store-traffic budget.
+//! * [`accessor::Accessor`]: a host's read path during a migration: local,
+//!   remote (with a shadow compare), or local with a counted fallback.
 //! * [`verify::Verifier`]: live migration's phase 3, compares every remote
 //!   secret with every host's copy, version-aware, and repairs damaged entries.
 //! * [`store::SharedStore`]: the same engine behind shared memory for a real
 //!   multi-threaded deployment, checked with loom through [`sync`].
 
+pub mod accessor;
 pub mod activator;
 pub mod backfill;
 pub mod bugzoo;
