@@ -18,3 +18,4 @@ pub mod scenario;
 pub mod suite;
 pub mod trace;
 pub mod world;
+pub mod zoo;

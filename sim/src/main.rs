@@ -135,6 +135,19 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:3000")]
         addr: String,
     },
+    /// Run every bug-zoo entry's catch recipes (simulator and model checker)
+    /// and report, per entry, whether each driver caught it (builds with `--features bugzoo`).
+    Bugs {
+        /// Only these entries (all when none is named).
+        #[arg(long = "bug")]
+        bugs: Vec<String>,
+        /// Checker threads (with one, every counterexample is always the same path).
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        /// Where the catches' traces go.
+        #[arg(long, default_value = DEFAULT_TRACE_DIR)]
+        trace_dir: PathBuf,
+    },
     /// Measure the simulator's speed on `smoke` and `replication-faults`, and
     /// the checker's states per second and peak memory on every configuration.
     Bench {
@@ -184,6 +197,9 @@ fn main() -> ExitCode {
             contention_command(&cli, *seeds, plot, real, *store_service_us)
         }
         Some(Command::Bench { seeds, check_runs, threads }) => bench_command(&cli, *seeds, *check_runs, *threads),
+        Some(Command::Bugs { bugs, threads, trace_dir }) => {
+            parse_bugs(bugs).and_then(|bugs| bugs_command(&cli, &bugs, *threads, trace_dir))
+        }
     };
     match outcome {
         Ok(true) => ExitCode::SUCCESS,
@@ -458,6 +474,86 @@ fn bench_checks(cli: &Cli, runs: usize, threads: usize) -> Result<Vec<CheckBench
         });
     }
     Ok(rows)
+}
+
+/// `vaultsim bugs`: runs each bug-zoo entry's catch recipes (`sim::zoo`),
+/// timing each catch, writing its trace and confirming it (the trace replays,
+/// the same seed or configuration without the bug holds). Fails when an
+/// entry escapes a driver that has a recipe for it, or its catch is not what
+/// the recipe says.
+#[cfg(feature = "bugzoo")]
+fn bugs_command(cli: &Cli, only: &Bugs, threads: usize, trace_dir: &Path) -> Result<bool, String> {
+    use sim::zoo::{check_model, confirm_model, confirm_simulation, simulate, DriverReport, EntryReport};
+    let started = Instant::now();
+    let recipes: Vec<_> =
+        sim::zoo::recipes().into_iter().filter(|recipe| only.names().is_empty() || only.is_on(recipe.bug)).collect();
+    let mut entries = Vec::new();
+    for recipe in recipes {
+        let bug = recipe.bug;
+        let simulator = match &recipe.simulator {
+            None => DriverReport::no_recipe(),
+            Some(sim_recipe) => {
+                let seeds = (sim_recipe.seeds.end - sim_recipe.seeds.start) as usize;
+                let mut progress = Progress::new(&format!("{} simulator", bug.name()), seeds);
+                let clock = Instant::now();
+                let outcome = simulate(bug, sim_recipe, &cli.specs, |done| progress.update(done))?;
+                let wall = clock.elapsed().as_secs_f64();
+                progress.finish();
+                let (problems, trace) = match &outcome.catch {
+                    None => (Vec::new(), None),
+                    Some(catch) => {
+                        write_trace(trace_dir, &catch.trace_name(bug, sim_recipe), &catch.trace)?;
+                        let problems = confirm_simulation(bug, sim_recipe, &cli.specs, catch);
+                        (problems, Some(trace_dir.join(catch.trace_name(bug, sim_recipe))))
+                    }
+                };
+                DriverReport::simulated(bug, sim_recipe, &outcome, problems, wall, trace.as_deref())
+            }
+        };
+        let checker = match &recipe.model {
+            None => DriverReport::no_recipe(),
+            Some(model_recipe) => {
+                eprintln!("{} checker: {} ({threads} threads)...", bug.name(), model_recipe.config);
+                let clock = Instant::now();
+                let outcome = check_model(bug, model_recipe, &cli.specs, threads)?;
+                let wall = clock.elapsed().as_secs_f64();
+                let (problems, trace) = match &outcome.catch {
+                    None => (Vec::new(), None),
+                    Some(catch) => {
+                        write_trace(trace_dir, &model_recipe.trace_name(bug), &catch.trace)?;
+                        let problems = confirm_model(bug, model_recipe, &cli.specs, catch, threads);
+                        (problems, Some(trace_dir.join(model_recipe.trace_name(bug))))
+                    }
+                };
+                DriverReport::checked(bug, model_recipe, &outcome, problems, wall, trace.as_deref())
+            }
+        };
+        entries.push(EntryReport { bug, note: recipe.note, simulator, checker });
+    }
+    let wall = started.elapsed().as_secs_f64();
+    let failed = entries.iter().filter(|entry| !entry.passed()).count();
+    if cli.json {
+        let entries: Vec<_> = entries.iter().map(EntryReport::to_json).collect();
+        println!("{}", serde_json::json!({ "entries": entries, "failed": failed, "wall_seconds": wall }));
+    } else {
+        println!("bug zoo: {} entries", entries.len());
+        print!("{}", EntryReport::table_header());
+        for entry in &entries {
+            print!("{}", entry.to_table());
+        }
+        println!(
+            "escaped or miscaught: {failed}; wall time {wall:.1} s (catches confirmed by replay and a control run)"
+        );
+    }
+    Ok(failed == 0)
+}
+
+/// `vaultsim bugs` in a build without the zoo: says how to get one.
+#[cfg(not(feature = "bugzoo"))]
+fn bugs_command(_cli: &Cli, _only: &Bugs, _threads: usize, _trace_dir: &Path) -> Result<bool, String> {
+    Err("bugs: this build has no bug zoo; build with --features bugzoo, \
+         e.g. `cargo run --release -p vaultsim-sim --features bugzoo -- bugs`"
+        .into())
 }
 
 /// The contention sweep: a table (or JSON), and with `--plot` its SVG charts.

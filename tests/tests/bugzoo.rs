@@ -11,23 +11,25 @@
 //! the bug on, the length of its shortest counterexample and the path itself,
 //! rendered compactly (`t=<ms> <what>`, deliveries named by sender, receiver
 //! and payload). A mismatch prints the new path ready to paste.
+//!
+//! How each entry is caught (scenario, swarm, seeds and properties judged;
+//! model configuration and property) is not written here: it is the entry's
+//! recipe in `sim::zoo`, the same one `vaultsim bugs` runs. These tests pin
+//! what the recipes find.
 
 use std::collections::BTreeSet;
+use std::path::PathBuf;
 
 use model::PropertyId;
-use sim::checker::{shortest_discovery, CheckModel, CheckOptions, ModelConfig};
-use sim::driver::{run, Failure, RunOptions};
-use sim::scenario::Scenario;
+use sim::checker::{CheckModel, CheckOptions};
+use sim::driver::Failure;
 use sim::world::{Action, NodeId, Payload, World};
-use stateright::{Checker, Model};
+use sim::zoo::{self, ModelRecipe, Properties, SimRecipe};
 use vault::bugzoo::{Bug, Bugs};
 use vault::store::{CommitOutcome, StoreReply, StoreRequest};
 use vault::types::Time;
 use vault::worker::Operation;
 use vaultsim_tests::workspace_root;
-
-/// Seeds tried per entry.
-const SEEDS: u64 = 20;
 
 /// Every entry and the test of this file (or `planted.rs`) that catches it.
 const CAUGHT: [(Bug, &str); 9] = [
@@ -38,7 +40,7 @@ const CAUGHT: [(Bug, &str); 9] = [
     (Bug::StopPollingWhenIdle, "stop_polling_when_idle_*"),
     (Bug::ActivateOnCommit, "activate_on_commit_*"),
     (Bug::AcknowledgeBeforeCommit, "acknowledge_before_commit_*"),
-    (Bug::UnvalidatedCommit, "planted.rs, unvalidated_commit_*"),
+    (Bug::UnvalidatedCommit, "unvalidated_commit_*, planted.rs"),
     (Bug::SharedBucket, "one_bucket_for_all_tenants_*"),
 ];
 
@@ -50,15 +52,25 @@ fn every_entry_of_the_zoo_has_a_catch() {
     for (bug, _) in CAUGHT {
         assert!(PropertyId::parse(bug.breaks()).is_some(), "{} breaks an unknown property", bug.name());
     }
+    let recipes: Vec<Bug> = zoo::recipes().iter().map(|recipe| recipe.bug).collect();
+    assert_eq!(recipes, Bug::ALL.to_vec(), "`vaultsim bugs` runs a recipe per entry, in zoo order");
 }
 
 // --- unvalidated-commit (REP-9) --------------------------------------------
 
 #[test]
+fn unvalidated_commit_is_caught_by_the_simulator_as_rep9() {
+    // `planted.rs` checks the same catch step by step on `contention` seed 0.
+    let (seed, failure) = first_failure(Bug::UnvalidatedCommit);
+    assert_eq!(failure.violation.property, PropertyId::Rep9, "{}", failure.violation);
+    assert_eq!((seed, failure.step), (0, 191));
+}
+
+#[test]
 fn unvalidated_commit_is_caught_by_the_model_checker_as_rep9() {
-    // The simulator's catch is in `planted.rs`. Two writers update one secret
+    // Two writers update one secret
     // on the same read; without validation both commit the same version.
-    let catch = check("zoo-unvalidated-commit", Bug::UnvalidatedCommit, "REP-9");
+    let catch = check(Bug::UnvalidatedCommit);
     assert_eq!(catch.unique_states, 74_802);
     assert_path(
         &catch.path,
@@ -88,14 +100,14 @@ fn unvalidated_commit_is_caught_by_the_model_checker_as_rep9() {
 
 #[test]
 fn corrupting_apply_is_caught_by_the_simulator_as_rep1() {
-    let (seed, failure) = first_failure(&scenario("smoke"), false, Bug::CorruptingApply, None);
+    let (seed, failure) = first_failure(Bug::CorruptingApply);
     assert_eq!(failure.violation.property, PropertyId::Rep1, "{}", failure.violation);
     assert_eq!((seed, failure.step), (0, 90));
 }
 
 #[test]
 fn corrupting_apply_is_caught_by_the_model_checker_as_rep1() {
-    let catch = check("sync-one-host", Bug::CorruptingApply, "REP-1");
+    let catch = check(Bug::CorruptingApply);
     assert_eq!(catch.unique_states, 7_920);
     assert_path(
         &catch.path,
@@ -126,15 +138,15 @@ fn unversioned_apply_is_caught_by_the_simulator_as_ref1_then_rep2() {
     // apply or at the latest at its crash. REF-1 is genuinely broken by this
     // bug, and it fires first. Scenario runs need swarm knobs (small poll
     // batches, so hosts poll back to back) for late replies to overtake.
-    let faults = scenario("replication-faults");
-    let (seed, failure) = first_failure(&faults, true, Bug::UnversionedApply, None);
+    let recipe = zoo::recipe(Bug::UnversionedApply).simulator.expect("a simulator recipe");
+    let every_property = SimRecipe { properties: Properties::Scenario, expect: PropertyId::Ref1, ..recipe };
+    let (seed, failure) = first_failure_of(Bug::UnversionedApply, &every_property);
     assert_eq!(failure.violation.property, PropertyId::Ref1, "{}", failure.violation);
     assert_eq!((seed, failure.step), (3, 1296));
-    // The same regression, judged by the replication properties alone: REP-2
-    // when the host restarts from the durable state that moved back.
-    let replication_only: Vec<&str> =
-        PropertyId::ALL.into_iter().filter(|id| *id != PropertyId::Ref1).map(PropertyId::as_str).collect();
-    let (seed, failure) = first_failure(&faults, true, Bug::UnversionedApply, Some(&replication_only));
+    // The same regression, judged by the replication properties alone (the
+    // zoo's recipe): REP-2 when the host restarts from the durable state that
+    // moved back.
+    let (seed, failure) = first_failure(Bug::UnversionedApply);
     assert_eq!(failure.violation.property, PropertyId::Rep2, "{}", failure.violation);
     assert!(failure.violation.detail.contains("before its crash"), "{}", failure.violation);
     assert_eq!((seed, failure.step), (3, 2253));
@@ -148,7 +160,7 @@ fn unversioned_apply_is_caught_by_the_model_checker_as_ref1() {
     // 20 s). The checker's refinement check compares the whole abstraction
     // on every step, so it names the regression (REF-1) at the very step the
     // late reply is applied, in a space one crash smaller.
-    let catch = check("zoo-unversioned-apply", Bug::UnversionedApply, "REF-1");
+    let catch = check(Bug::UnversionedApply);
     assert_eq!(catch.unique_states, 137_640);
     assert_path(
         &catch.path,
@@ -183,14 +195,14 @@ fn unversioned_apply_is_caught_by_the_model_checker_as_ref1() {
 
 #[test]
 fn publish_without_reads_is_caught_by_the_simulator_as_rep4() {
-    let (seed, failure) = first_failure(&scenario("replication-faults"), false, Bug::PublishWithoutReads, None);
+    let (seed, failure) = first_failure(Bug::PublishWithoutReads);
     assert_eq!(failure.violation.property, PropertyId::Rep4, "{}", failure.violation);
     assert_eq!((seed, failure.step), (1, 2655));
 }
 
 #[test]
 fn publish_without_reads_is_caught_by_the_model_checker_as_rep4() {
-    let catch = check("zoo-publish-without-reads", Bug::PublishWithoutReads, "REP-4");
+    let catch = check(Bug::PublishWithoutReads);
     assert_eq!(catch.unique_states, 10_957);
     assert_path(
         &catch.path,
@@ -221,14 +233,14 @@ fn cursor_before_data_is_caught_by_the_simulator_as_rep5() {
     // The world reads a host's durable state after every poll reply, so the
     // cursor that passed records still in the volatile buffer is seen at once,
     // before any crash makes the loss real.
-    let (seed, failure) = first_failure(&scenario("smoke"), false, Bug::CursorBeforeData, None);
+    let (seed, failure) = first_failure(Bug::CursorBeforeData);
     assert_eq!(failure.violation.property, PropertyId::Rep5, "{}", failure.violation);
     assert_eq!((seed, failure.step), (0, 90));
 }
 
 #[test]
 fn cursor_before_data_is_caught_by_the_model_checker_as_rep5() {
-    let catch = check("sync-one-host", Bug::CursorBeforeData, "REP-5");
+    let catch = check(Bug::CursorBeforeData);
     assert_eq!(catch.unique_states, 8_080);
     assert_path(
         &catch.path,
@@ -255,7 +267,7 @@ fn stop_polling_when_idle_is_caught_by_the_simulator_as_rep6() {
     // stale poll deadline fires and its report is delivered, nothing can wake
     // it again, and the world reports it stranded: REP-6 at that step, long
     // before an end of run that the stuck world would never reach quietly.
-    let (seed, failure) = first_failure(&scenario("smoke"), false, Bug::StopPollingWhenIdle, None);
+    let (seed, failure) = first_failure(Bug::StopPollingWhenIdle);
     assert_eq!(failure.violation.property, PropertyId::Rep6, "{}", failure.violation);
     assert_eq!((seed, failure.step), (0, 620));
     assert!(failure.violation.detail.contains("can never catch up"), "{}", failure.violation);
@@ -267,7 +279,7 @@ fn stop_polling_when_idle_is_caught_by_the_model_checker_as_rep6() {
     // the 10 ms horizon, so the stopped host still looks armed in every state
     // the checker expands. The zoo configuration shortens the request timeout
     // to 10 ms; the deadline fires at the horizon and the stranded host shows.
-    let catch = check("zoo-stop-polling-when-idle", Bug::StopPollingWhenIdle, "REP-6");
+    let catch = check(Bug::StopPollingWhenIdle);
     assert_eq!(catch.unique_states, 30_742);
     assert_path(
         &catch.path,
@@ -285,7 +297,7 @@ fn stop_polling_when_idle_is_caught_by_the_model_checker_as_rep6() {
 fn a_depth_first_check_still_reports_a_shortest_counterexample() {
     // DFS finds REP-6 along a long path first; `check` replaces it with a
     // shortest one before anyone reads it.
-    let config = model_config("zoo-stop-polling-when-idle");
+    let config = model_recipe(Bug::StopPollingWhenIdle).load(&specs()).expect("shipped model");
     let options = CheckOptions { bfs: false, threads: 2, max_depth: None };
     let report = sim::checker::check(&config, &Bugs::with(Bug::StopPollingWhenIdle), &options);
     assert!(!report.passed);
@@ -300,14 +312,14 @@ fn a_depth_first_check_still_reports_a_shortest_counterexample() {
 
 #[test]
 fn activate_on_commit_is_caught_by_the_simulator_as_rep7() {
-    let (seed, failure) = first_failure(&scenario("smoke"), false, Bug::ActivateOnCommit, None);
+    let (seed, failure) = first_failure(Bug::ActivateOnCommit);
     assert_eq!(failure.violation.property, PropertyId::Rep7, "{}", failure.violation);
     assert_eq!((seed, failure.step), (0, 635));
 }
 
 #[test]
 fn activate_on_commit_is_caught_by_the_model_checker_as_rep7() {
-    let catch = check("sync-one-host", Bug::ActivateOnCommit, "REP-7");
+    let catch = check(Bug::ActivateOnCommit);
     assert_eq!(catch.unique_states, 12_415);
     assert_path(
         &catch.path,
@@ -333,14 +345,14 @@ fn activate_on_commit_is_caught_by_the_model_checker_as_rep7() {
 
 #[test]
 fn acknowledge_before_commit_is_caught_by_the_simulator_as_rep8() {
-    let (seed, failure) = first_failure(&scenario("smoke"), false, Bug::AcknowledgeBeforeCommit, None);
+    let (seed, failure) = first_failure(Bug::AcknowledgeBeforeCommit);
     assert_eq!(failure.violation.property, PropertyId::Rep8, "{}", failure.violation);
     assert_eq!((seed, failure.step), (0, 31));
 }
 
 #[test]
 fn acknowledge_before_commit_is_caught_by_the_model_checker_as_rep8() {
-    let catch = check("sync-one-host", Bug::AcknowledgeBeforeCommit, "REP-8");
+    let catch = check(Bug::AcknowledgeBeforeCommit);
     assert_eq!(catch.unique_states, 13_785);
     assert_path(
         &catch.path,
@@ -362,8 +374,7 @@ fn acknowledge_before_commit_is_caught_by_the_model_checker_as_rep8() {
 fn one_bucket_for_all_tenants_is_caught_by_the_simulator_as_thr2() {
     // Postmortem: only the simulator catches it; the model configurations
     // have no quotas (THR-1 and THR-2 simply hold there).
-    let noisy = scenario("noisy-neighbour");
-    let (seed, failure) = first_failure(&noisy, false, Bug::SharedBucket, None);
+    let (seed, failure) = first_failure(Bug::SharedBucket);
     assert_eq!(failure.violation.property, PropertyId::Thr2, "{}", failure.violation);
     // The first victim is the noisy tenant itself: a quiet tenant took a
     // token of the one shared bucket that tenant 0's own bucket would still hold.
@@ -373,42 +384,31 @@ fn one_bucket_for_all_tenants_is_caught_by_the_simulator_as_thr2() {
 
 // --- the simulator ----------------------------------------------------------
 
-fn scenario(name: &str) -> Scenario {
-    Scenario::load(&workspace_root().join(format!("specs/scenarios/{name}.toml"))).expect("shipped scenario")
+fn specs() -> PathBuf {
+    workspace_root().join("specs")
 }
 
-/// Runs seeds `0..SEEDS` of `scenario` with `bug` on (checking only the
-/// properties `only`, if given) and returns the first failing seed and its
+/// The first failing seed of `bug`'s simulator recipe (`sim::zoo`) and its
 /// failure, having checked that its trace replays with the violation
 /// reproduced and that the same seed without the bug holds.
-fn first_failure(scenario: &Scenario, swarm: bool, bug: Bug, only: Option<&[&str]>) -> (u64, Failure) {
-    let mut scenario = scenario.clone();
-    if let Some(only) = only {
-        scenario.run.properties = only.iter().map(ToString::to_string).collect();
-    }
-    for seed in 0..SEEDS {
-        let options = RunOptions { seed, swarm, trace: true, bugs: Bugs::with(bug) };
-        let result = run(&scenario, &options);
-        let Some(failure) = result.failure else { continue };
-        // What `vaultsim replay` does with the trace the failing run wrote.
-        let text = result.trace.expect("recorded").join("\n") + "\n";
-        let summary = sim::trace::replay(&text).unwrap_or_else(|error| panic!("{} seed {seed}: {error:?}", bug.name()));
-        if failure.step > 0 {
-            assert_eq!(summary.steps, failure.step, "the trace ends at the violating step");
-        }
-        let violation = failure.violation.to_string();
-        assert!(summary.violations.contains(&violation), "replay lost `{violation}`: {:?}", summary.violations);
-        let control = run(&scenario, &RunOptions { seed, swarm, trace: false, bugs: Bugs::none() });
-        assert_eq!(control.failure, None, "seed {seed} fails without {}", bug.name());
-        return (seed, failure);
-    }
-    panic!("{} survived seeds 0..{SEEDS} of {}", bug.name(), scenario.name);
+fn first_failure(bug: Bug) -> (u64, Failure) {
+    let recipe = zoo::recipe(bug).simulator.unwrap_or_else(|| panic!("{} has no simulator recipe", bug.name()));
+    first_failure_of(bug, &recipe)
+}
+
+/// [`first_failure`] with another recipe than the zoo's.
+fn first_failure_of(bug: Bug, recipe: &SimRecipe) -> (u64, Failure) {
+    let outcome = zoo::simulate(bug, recipe, &specs(), |_| {}).expect("the recipe runs");
+    let Some(catch) = outcome.catch else { panic!("{} survived {}", bug.name(), recipe.describe()) };
+    let problems = zoo::confirm_simulation(bug, recipe, &specs(), &catch);
+    assert!(problems.is_empty(), "{} seed {}: {problems:?}", bug.name(), catch.seed);
+    (catch.seed, Failure { step: catch.step, violation: catch.violation })
 }
 
 // --- the model checker ------------------------------------------------------
 
-fn model_config(name: &str) -> ModelConfig {
-    ModelConfig::load(&workspace_root().join(format!("specs/models/{name}.toml"))).expect("shipped model")
+fn model_recipe(bug: Bug) -> ModelRecipe {
+    zoo::recipe(bug).model.unwrap_or_else(|| panic!("{} has no model recipe", bug.name()))
 }
 
 /// What the checker found for one entry.
@@ -419,27 +419,18 @@ struct ModelCatch {
     path: Vec<String>,
 }
 
-/// Checks the model `config_name` with `bug` on: `property` is violated
-/// somewhere in the bounded space; [`shortest_discovery`] gives a shortest
-/// counterexample; its trace replays; and the same model without the bug does
-/// not violate `property`.
-fn check(config_name: &str, bug: Bug, property: &'static str) -> ModelCatch {
-    let config = model_config(config_name);
-    let model = CheckModel::new(config.clone(), Bugs::with(bug));
-    let whole = model.clone().checker().spawn_bfs().join();
-    assert!(whole.discovery(property).is_some(), "{} escapes the checker in {config_name}", bug.name());
-    let actions = shortest_discovery(&model, property, 1).expect("found again");
-    let text = model.trace(&actions).join("\n") + "\n";
-    let summary = sim::trace::replay(&text).unwrap_or_else(|error| panic!("the counterexample replays: {error:?}"));
-    assert_eq!(summary.steps as usize, actions.len());
-    assert!(
-        summary.violations.iter().any(|violation| violation.starts_with(property)),
-        "{property} not reproduced on replay: {:?}",
-        summary.violations
-    );
-    let control = CheckModel::new(config, Bugs::none()).checker().spawn_bfs().join();
-    assert!(control.discovery(property).is_none(), "{config_name} violates {property} without {}", bug.name());
-    ModelCatch { unique_states: whole.unique_state_count(), path: describe_path(&model, &actions) }
+/// Checks `bug`'s model recipe (`sim::zoo`): its property is violated
+/// somewhere in the bounded space; [`sim::checker::shortest_discovery`] gives
+/// a shortest counterexample; its trace replays; and the same model without
+/// the bug does not violate the property.
+fn check(bug: Bug) -> ModelCatch {
+    let recipe = model_recipe(bug);
+    let outcome = zoo::check_model(bug, &recipe, &specs(), 1).expect("the recipe checks");
+    let Some(catch) = outcome.catch else { panic!("{} escapes the checker in {}", bug.name(), recipe.config) };
+    let problems = zoo::confirm_model(bug, &recipe, &specs(), &catch, 1);
+    assert!(problems.is_empty(), "{} in {}: {problems:?}", bug.name(), recipe.config);
+    let model = CheckModel::new(recipe.load(&specs()).expect("shipped model"), Bugs::with(bug));
+    ModelCatch { unique_states: outcome.unique_states, path: describe_path(&model, &catch.actions) }
 }
 
 /// Compares a path with its pin; on a mismatch prints the path as a literal to paste.
