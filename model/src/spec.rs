@@ -105,6 +105,159 @@ impl SpecState {
     }
 }
 
+/// Read access to a state, for [`ReplicationSpec::explains`] and
+/// [`ReplicationSpec::explains_step`]: a [`SpecState`], or the state before
+/// the last step of a [`SpecJournal`].
+trait StateView {
+    /// The remote record of `secret`.
+    fn remote(&self, secret: u32) -> Option<&SpecRecord>;
+    /// The events of `tenant`'s partition (empty if none).
+    fn partition(&self, tenant: u32) -> &[(u32, SpecRecord)];
+    /// The outbox rows of `tenant`'s partition (empty if none).
+    fn outbox_rows(&self, tenant: u32) -> &[(u32, SpecRecord)];
+    /// The host `host`.
+    fn host(&self, host: u32) -> Option<&SpecHost>;
+}
+
+impl StateView for SpecState {
+    fn remote(&self, secret: u32) -> Option<&SpecRecord> {
+        self.remote.get(&secret)
+    }
+
+    fn partition(&self, tenant: u32) -> &[(u32, SpecRecord)] {
+        SpecState::partition(self, tenant)
+    }
+
+    fn outbox_rows(&self, tenant: u32) -> &[(u32, SpecRecord)] {
+        SpecState::outbox_rows(self, tenant)
+    }
+
+    fn host(&self, host: u32) -> Option<&SpecHost> {
+        self.hosts.get(&host)
+    }
+}
+
+/// A [`SpecState`] changed in place, one step at a time, that remembers what
+/// the current step overwrote (its undo record), so the step can be checked
+/// with [`ReplicationSpec::explains_step`] without copying the state.
+///
+/// Call protocol: [`SpecJournal::start_step`], then any `set_*` and
+/// [`SpecJournal::append_log`] calls for what the step changed, then
+/// `explains_step`. Logs only grow: the state before the step sees each
+/// partition's log cut to its length at the first append of the step.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SpecJournal {
+    state: SpecState,
+    /// The remote records the step overwrote (first value per secret).
+    remote: Vec<(u32, Option<SpecRecord>)>,
+    /// The outbox partitions the step overwrote (empty when there were none).
+    outbox: Vec<(u32, Vec<(u32, SpecRecord)>)>,
+    /// The log partitions the step appended to, with their lengths before.
+    log: Vec<(u32, usize)>,
+    /// The hosts the step overwrote.
+    hosts: Vec<(u32, Option<SpecHost>)>,
+}
+
+impl SpecJournal {
+    /// A journal of `state`, with an empty step.
+    pub fn new(state: SpecState) -> SpecJournal {
+        SpecJournal { state, ..SpecJournal::default() }
+    }
+
+    /// The state now (after the current step).
+    pub fn state(&self) -> &SpecState {
+        &self.state
+    }
+
+    /// Starts a step: forgets the previous step's undo record.
+    pub fn start_step(&mut self) {
+        self.remote.clear();
+        self.outbox.clear();
+        self.log.clear();
+        self.hosts.clear();
+    }
+
+    /// Sets the remote record of `secret`.
+    pub fn set_remote(&mut self, secret: u32, record: SpecRecord) {
+        let old = self.state.remote.insert(secret, record);
+        if !self.remote.iter().any(|(key, _)| *key == secret) {
+            self.remote.push((secret, old));
+        }
+    }
+
+    /// Sets the outbox rows of `tenant`'s partition (none removes it).
+    pub fn set_outbox(&mut self, tenant: u32, rows: Vec<(u32, SpecRecord)>) {
+        let old =
+            if rows.is_empty() { self.state.outbox.remove(&tenant) } else { self.state.outbox.insert(tenant, rows) };
+        if !self.outbox.iter().any(|(key, _)| *key == tenant) {
+            self.outbox.push((tenant, old.unwrap_or_default()));
+        }
+    }
+
+    /// Appends `events` to `tenant`'s log partition; with none, changes
+    /// nothing (a missing partition stays missing).
+    pub fn append_log(&mut self, tenant: u32, events: impl IntoIterator<Item = (u32, SpecRecord)>) {
+        let mut events = events.into_iter().peekable();
+        if events.peek().is_none() {
+            return;
+        }
+        let log = self.state.log.entry(tenant).or_default();
+        if !self.log.iter().any(|(key, _)| *key == tenant) {
+            self.log.push((tenant, log.len()));
+        }
+        log.extend(events);
+    }
+
+    /// Sets the host `host`.
+    pub fn set_host(&mut self, host: u32, entry: SpecHost) {
+        let old = self.state.hosts.insert(host, entry);
+        if !self.hosts.iter().any(|(key, _)| *key == host) {
+            self.hosts.push((host, old));
+        }
+    }
+
+    /// The state before the current step.
+    fn before(&self) -> JournalBefore<'_> {
+        JournalBefore { journal: self }
+    }
+}
+
+/// The state before a journal's current step: its undo record over its state.
+struct JournalBefore<'a> {
+    journal: &'a SpecJournal,
+}
+
+impl StateView for JournalBefore<'_> {
+    fn remote(&self, secret: u32) -> Option<&SpecRecord> {
+        match self.journal.remote.iter().find(|(key, _)| *key == secret) {
+            Some((_, old)) => old.as_ref(),
+            None => self.journal.state.remote.get(&secret),
+        }
+    }
+
+    fn partition(&self, tenant: u32) -> &[(u32, SpecRecord)] {
+        let log = self.journal.state.partition(tenant);
+        match self.journal.log.iter().find(|(key, _)| *key == tenant) {
+            Some((_, length)) => &log[..*length],
+            None => log,
+        }
+    }
+
+    fn outbox_rows(&self, tenant: u32) -> &[(u32, SpecRecord)] {
+        match self.journal.outbox.iter().find(|(key, _)| *key == tenant) {
+            Some((_, old)) => old,
+            None => self.journal.state.outbox_rows(tenant),
+        }
+    }
+
+    fn host(&self, host: u32) -> Option<&SpecHost> {
+        match self.journal.hosts.iter().find(|(key, _)| *key == host) {
+            Some((_, old)) => old.as_ref(),
+            None => self.journal.state.hosts.get(&host),
+        }
+    }
+}
+
 /// How a commit reaches the log: the interceptor mode.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum SpecMode {
@@ -269,9 +422,9 @@ impl ReplicationSpec {
 
     /// The record a commit of `secret` writes, if the protocol allows it: the
     /// next version; never after a delete; a delete only of an existing secret.
-    fn commit_record(&self, state: &SpecState, secret: u32, delete: bool) -> Result<SpecRecord, String> {
+    fn commit_record(&self, state: &impl StateView, secret: u32, delete: bool) -> Result<SpecRecord, String> {
         self.tenant_of(secret)?;
-        let current = state.remote.get(&secret);
+        let current = state.remote(secret);
         if let Some(record) = current.filter(|record| record.deleted) {
             return Err(format!("secret {secret} was deleted at {record} and is never written again"));
         }
@@ -430,13 +583,30 @@ impl ReplicationSpec {
     /// partition in partition order. `Err` says what changed that no spec step
     /// explains. Follows the protocol's rules and `self.mode`, not the bounds.
     pub fn explains(&self, before: &SpecState, after: &SpecState) -> Result<Vec<SpecAction>, String> {
-        let diff = StateDiff::new(before, after);
+        self.explain_diff(before, after, &StateDiff::new(before, after))
+    }
+
+    /// [`ReplicationSpec::explains`] for the last step recorded in `journal`:
+    /// from the state before it (its undo record over its state) to its state.
+    /// The same answer as `explains` on the two states, computed from the
+    /// parts the step touched, without a copy of either state.
+    pub fn explains_step(&self, journal: &SpecJournal) -> Result<Vec<SpecAction>, String> {
+        self.explain_diff(&journal.before(), &journal.state, &StateDiff::of_step(journal))
+    }
+
+    /// The spec steps behind `diff`, the changes from `before` to `after`.
+    fn explain_diff(
+        &self,
+        before: &impl StateView,
+        after: &impl StateView,
+        diff: &StateDiff,
+    ) -> Result<Vec<SpecAction>, String> {
         let queues_changed = !diff.outbox.is_empty() || !diff.log.is_empty();
         match (!diff.remote.is_empty(), queues_changed, !diff.hosts.is_empty()) {
             (false, false, false) => Ok(Vec::new()),
-            (true, _, false) => self.explain_commit(before, after, &diff).map(|action| vec![action]),
-            (false, true, false) => self.explain_publish(before, after, &diff).map(|action| vec![action]),
-            (false, false, true) => self.explain_host_step(before, after, &diff),
+            (true, _, false) => self.explain_commit(before, after, diff).map(|action| vec![action]),
+            (false, true, false) => self.explain_publish(before, after, diff).map(|action| vec![action]),
+            (false, false, true) => self.explain_host_step(before, after, diff),
             (remote, _, _) => {
                 let what = if remote { "the remote store" } else { "the log or outbox" };
                 Err(format!(
@@ -450,7 +620,12 @@ impl ReplicationSpec {
 
     /// A commit: one secret's next version, appended to its partition's log
     /// (sync) or outbox (async), nothing else.
-    fn explain_commit(&self, before: &SpecState, after: &SpecState, diff: &StateDiff) -> Result<SpecAction, String> {
+    fn explain_commit(
+        &self,
+        before: &impl StateView,
+        after: &impl StateView,
+        diff: &StateDiff,
+    ) -> Result<SpecAction, String> {
         let &[secret] = diff.remote.as_slice() else {
             return Err(format!(
                 "one step changed {} remote secrets: {}",
@@ -458,7 +633,7 @@ impl ReplicationSpec {
                 diff.describe(before, after)
             ));
         };
-        let (old, new) = (before.remote.get(&secret), after.remote.get(&secret));
+        let (old, new) = (before.remote(secret), after.remote(secret));
         let Some(&new) = new else {
             return Err(format!("remote secret {secret}: {} → absent; deletes are tombstones", show(old)));
         };
@@ -509,7 +684,12 @@ impl ReplicationSpec {
 
     /// A publish: the oldest outbox rows of one partition move, in order, to
     /// the end of its log.
-    fn explain_publish(&self, before: &SpecState, after: &SpecState, diff: &StateDiff) -> Result<SpecAction, String> {
+    fn explain_publish(
+        &self,
+        before: &impl StateView,
+        after: &impl StateView,
+        diff: &StateDiff,
+    ) -> Result<SpecAction, String> {
         let mut tenants = diff.log.clone();
         tenants.extend(&diff.outbox);
         tenants.sort_unstable();
@@ -566,8 +746,8 @@ impl ReplicationSpec {
     /// more partitions (one `Apply` per partition, in partition order).
     fn explain_host_step(
         &self,
-        before: &SpecState,
-        after: &SpecState,
+        before: &impl StateView,
+        after: &impl StateView,
         diff: &StateDiff,
     ) -> Result<Vec<SpecAction>, String> {
         let &[host] = diff.hosts.as_slice() else {
@@ -577,7 +757,7 @@ impl ReplicationSpec {
                 diff.describe(before, after)
             ));
         };
-        let (Some(old), Some(new)) = (before.hosts.get(&host), after.hosts.get(&host)) else {
+        let (Some(old), Some(new)) = (before.host(host), after.host(host)) else {
             return Err(format!("host {host} appeared or disappeared; the spec's hosts are fixed"));
         };
         let tenants = changed_keys(&old.cursors, &new.cursors, |cursor| *cursor == 0, PartialEq::eq);
@@ -605,13 +785,14 @@ impl ReplicationSpec {
     /// host's records after the step.
     fn explain_applies(
         &self,
-        before: &SpecState,
+        before: &impl StateView,
         host: u32,
         old: &SpecHost,
         new: &SpecHost,
         tenants: &[u32],
     ) -> Result<Vec<SpecAction>, String> {
-        let mut expected = old.records.clone();
+        // The records the applied events raise; every other record is expected unchanged.
+        let mut raised: BTreeMap<u32, SpecRecord> = BTreeMap::new();
         let mut actions = Vec::with_capacity(tenants.len());
         for &tenant in tenants {
             let (from, to) = (old.cursor(tenant), new.cursor(tenant));
@@ -625,15 +806,27 @@ impl ReplicationSpec {
                     log.len()
                 ));
             }
-            apply_events(&mut expected, &log[from as usize..to as usize]);
+            for &(secret, record) in &log[from as usize..to as usize] {
+                let current = raised.get(&secret).or(old.records.get(&secret)).map_or(0, |current| current.version);
+                if record.version > current {
+                    raised.insert(secret, record);
+                }
+            }
             actions.push(SpecAction::Apply { host, tenant, events: to - from });
         }
-        let wrong = changed_keys(&expected, &new.records, |_| false, PartialEq::eq);
-        if let Some(&secret) = wrong.first() {
+        let wrong_raised = raised.iter().find(|(secret, record)| new.records.get(secret) != Some(record));
+        let wrong_other = changed_keys(&old.records, &new.records, |_| false, PartialEq::eq)
+            .into_iter()
+            .find(|secret| !raised.contains_key(secret));
+        let wrong = match (wrong_raised.map(|(secret, _)| *secret), wrong_other) {
+            (Some(left), Some(right)) => Some(left.min(right)),
+            (left, right) => left.or(right),
+        };
+        if let Some(secret) = wrong {
             return Err(format!(
                 "host {host}: {actions:?} take secret {secret} from {} to {}, but the host holds {}",
                 show(old.records.get(&secret)),
-                show(expected.get(&secret)),
+                show(raised.get(&secret).or(old.records.get(&secret))),
                 show(new.records.get(&secret))
             ));
         }
@@ -828,14 +1021,39 @@ impl StateDiff {
         }
     }
 
+    /// What the current step of `journal` changed: its touched keys whose
+    /// values differ, by the same rules as [`StateDiff::new`] (untouched keys
+    /// are equal on both sides).
+    fn of_step(journal: &SpecJournal) -> StateDiff {
+        let state = &journal.state;
+        let changed = |keys: &mut dyn Iterator<Item = u32>| {
+            let mut keys: Vec<u32> = keys.collect();
+            keys.sort_unstable();
+            keys
+        };
+        let remote = journal.remote.iter().filter(|(secret, old)| old.as_ref() != state.remote.get(secret));
+        let outbox = journal.outbox.iter().filter(|(tenant, old)| old.as_slice() != state.outbox_rows(*tenant));
+        let log = journal.log.iter().filter(|(tenant, length)| *length != state.partition(*tenant).len());
+        let hosts = journal.hosts.iter().filter(|(host, old)| match (old, state.hosts.get(host)) {
+            (Some(old), Some(new)) => !same_host(old, new),
+            (old, new) => old.is_some() != new.is_some(),
+        });
+        StateDiff {
+            remote: changed(&mut remote.map(|(secret, _)| *secret)),
+            outbox: changed(&mut outbox.map(|(tenant, _)| *tenant)),
+            log: changed(&mut log.map(|(tenant, _)| *tenant)),
+            hosts: changed(&mut hosts.map(|(host, _)| *host)),
+        }
+    }
+
     /// Every change, one clause each, for error messages.
-    fn describe(&self, before: &SpecState, after: &SpecState) -> String {
+    fn describe(&self, before: &impl StateView, after: &impl StateView) -> String {
         let mut clauses = Vec::new();
         for secret in &self.remote {
             clauses.push(format!(
                 "remote secret {secret}: {} → {}",
-                show(before.remote.get(secret)),
-                show(after.remote.get(secret))
+                show(before.remote(*secret)),
+                show(after.remote(*secret))
             ));
         }
         for tenant in &self.outbox {
@@ -845,7 +1063,7 @@ impl StateDiff {
             clauses.push(describe_queue("log", *tenant, before.partition(*tenant), after.partition(*tenant)));
         }
         for host in &self.hosts {
-            match (before.hosts.get(host), after.hosts.get(host)) {
+            match (before.host(*host), after.host(*host)) {
                 (Some(old), Some(new)) => clauses.push(format!("host {host}: {}", describe_host(old, new))),
                 (old, _) => {
                     clauses.push(format!("host {host} {}", if old.is_some() { "vanished" } else { "appeared" }))

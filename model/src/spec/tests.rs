@@ -369,3 +369,71 @@ fn each_invariant_catches_its_bug() {
         .detail
         .contains("passed event 1 (secret 0 v1) but the host holds absent"));
 }
+
+/// A journal whose current step goes from `before` to `after`, set the way a
+/// driver sets it (`after`'s logs extend `before`'s; nothing is removed but
+/// empty outbox partitions).
+fn journal_between(before: &SpecState, after: &SpecState) -> SpecJournal {
+    let mut journal = SpecJournal::new(before.clone());
+    journal.start_step();
+    for (secret, record) in after.remote.iter().filter(|(secret, record)| before.remote.get(secret) != Some(record)) {
+        journal.set_remote(*secret, *record);
+    }
+    for tenant in union_keys(&before.outbox, &after.outbox) {
+        if before.outbox_rows(tenant) != after.outbox_rows(tenant) {
+            journal.set_outbox(tenant, after.outbox_rows(tenant).to_vec());
+        }
+    }
+    for (tenant, log) in &after.log {
+        let known = before.partition(*tenant);
+        assert_eq!(log[..known.len()], *known, "logs only grow");
+        journal.append_log(*tenant, log[known.len()..].iter().copied());
+    }
+    for (host, entry) in after.hosts.iter().filter(|(host, entry)| before.hosts.get(host) != Some(entry)) {
+        journal.set_host(*host, entry.clone());
+    }
+    journal
+}
+
+#[test]
+fn explains_step_agrees_with_explains_on_one_and_two_steps() {
+    for spec in [one_tenant(SpecMode::Async), two_tenants(SpecMode::Sync), two_tenants(SpecMode::Async)] {
+        let (mut agreed, mut refused) = (0, 0);
+        for state in &reachable(&spec) {
+            for (_, next) in spec.next_steps(state) {
+                let afters = std::iter::once(next.clone()).chain(spec.next_states(&next));
+                for after in afters {
+                    let journal = journal_between(state, &after);
+                    assert_eq!(*journal.state(), after, "the journal's state is the one after");
+                    let verdict = spec.explains(state, &after);
+                    assert_eq!(spec.explains_step(&journal), verdict, "from {state:?} to {after:?}");
+                    agreed += 1;
+                    refused += usize::from(verdict.is_err());
+                }
+            }
+        }
+        assert!(refused > 0 && refused < agreed, "{:?}: {refused} of {agreed} refused", spec.mode);
+    }
+}
+
+#[test]
+fn explains_step_agrees_with_explains_on_refused_steps() {
+    let spec = one_tenant(SpecMode::Sync);
+    let before = run(&spec, &[commit(0), commit(0), apply(0, 0, 1)]);
+    let mut jumped = before.clone();
+    jumped.hosts.get_mut(&0).expect("host 0").records.insert(0, record(2, false));
+    let mut crashed_and_applied = before.clone();
+    let host = crashed_and_applied.hosts.get_mut(&1).expect("host 1");
+    host.up = false;
+    host.cursors.insert(0, 1);
+    let mut stray_event = before.clone();
+    stray_event.log.get_mut(&0).expect("partition 0").push((1, record(1, false)));
+    let mut two_hosts = spec.step(&before, &apply(1, 0, 2)).expect("enabled");
+    two_hosts.hosts.get_mut(&0).expect("host 0").cursors.insert(0, 2);
+    let mut stutter = before.clone();
+    stutter.hosts.get_mut(&1).expect("host 1").cursors.insert(0, 0);
+    for after in [jumped, crashed_and_applied, stray_event, two_hosts, stutter] {
+        let journal = journal_between(&before, &after);
+        assert_eq!(spec.explains_step(&journal), spec.explains(&before, &after), "to {after:?}");
+    }
+}
