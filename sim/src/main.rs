@@ -557,6 +557,20 @@ fn bugs_command(_cli: &Cli, _only: &Bugs, _threads: usize, _trace_dir: &Path) ->
 }
 
 /// The contention sweep: a table (or JSON), and with `--plot` its SVG charts.
+/// Runs a sweep of `runs` runs with a progress line (`sweep` calls its
+/// argument after each run); returns the sweep's result and the wall time, s.
+fn timed_sweep<T>(label: &str, runs: usize, sweep: impl FnOnce(&mut dyn FnMut()) -> T) -> (T, f64) {
+    let started = Instant::now();
+    let mut progress = Progress::new(label, runs);
+    let mut done = 0;
+    let result = sweep(&mut || {
+        done += 1;
+        progress.update(done);
+    });
+    progress.finish();
+    (result, started.elapsed().as_secs_f64())
+}
+
 /// The noisy-neighbour sweep: a table (or JSON) and, with `--plot`, its chart.
 fn noisy_command(cli: &Cli, seeds: u64, store_service_us: u64, plot: &Option<PathBuf>) -> Result<bool, String> {
     if seeds == 0 {
@@ -567,15 +581,9 @@ fn noisy_command(cli: &Cli, seeds: u64, store_service_us: u64, plot: &Option<Pat
         return Err("noisy-neighbour: the sweep needs a global quota and at least two tenants".into());
     }
     let seeds: Vec<u64> = (0..seeds).collect();
-    let started = Instant::now();
-    let mut progress = Progress::new("noisy", seeds.len() * 2 * sim::noisy::FACTORS.len());
-    let mut done = 0;
-    let cells = sim::noisy::sweep(&base, &seeds, store_service_us, |_, _| {
-        done += 1;
-        progress.update(done);
-    });
-    progress.finish();
-    let wall = started.elapsed().as_secs_f64();
+    let runs = seeds.len() * 2 * sim::noisy::FACTORS.len();
+    let (cells, wall) =
+        timed_sweep("noisy", runs, |tick| sim::noisy::sweep(&base, &seeds, store_service_us, |_, _| tick()));
     if let Some(folder) = plot {
         std::fs::create_dir_all(folder).map_err(|error| format!("cannot create {}: {error}", folder.display()))?;
         let path = folder.join("noisy-neighbour-latency.svg");
@@ -622,15 +630,7 @@ fn contention_command(
         None => None,
     };
     let plan = SweepPlan::standard(seeds);
-    let started = Instant::now();
-    let mut progress = Progress::new("contention", plan.runs());
-    let mut done = 0;
-    let table = sweep(&base, &plan, |_, _| {
-        done += 1;
-        progress.update(done);
-    });
-    progress.finish();
-    let wall = started.elapsed().as_secs_f64();
+    let (table, wall) = timed_sweep("contention", plan.runs(), |tick| sweep(&base, &plan, |_, _| tick()));
     if let Some(folder) = plot {
         std::fs::create_dir_all(folder).map_err(|error| format!("cannot create {}: {error}", folder.display()))?;
         let mut charts = vec![
