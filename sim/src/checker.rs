@@ -545,6 +545,9 @@ pub struct PropertyOutcome {
     pub expectation: &'static str,
     /// `holds` or `violated` (always); `reached` or `unreached` (sometimes).
     pub status: &'static str,
+    /// Whether the check fails unless this property holds (always) or is
+    /// reached (sometimes: see [`expected_sometimes`]).
+    pub required: bool,
     /// The path (as trace lines) of a counterexample or example.
     #[serde(skip)]
     pub trace: Option<Vec<String>>,
@@ -636,7 +639,8 @@ fn report(
                 (false, true) => "reached",
                 (false, false) => "unreached",
             };
-            passed &= status != "violated" && !(status == "unreached" && expected.contains(&property.name));
+            let required = always || expected.contains(&property.name);
+            passed &= status != "violated" && !(status == "unreached" && required);
             // A counterexample is read by people: make it a shortest one.
             let actions = match discovery {
                 Some(_) if always => shortest_discovery(model, property.name, options.threads),
@@ -646,6 +650,7 @@ fn report(
                 name: property.name.to_string(),
                 expectation: if always { "always" } else { "sometimes" },
                 status,
+                required,
                 path_length: actions.as_ref().map(Vec::len),
                 trace: actions.as_deref().map(|actions| model.trace(actions)),
             }

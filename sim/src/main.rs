@@ -790,7 +790,11 @@ fn checked_table(checked: &Checked) -> String {
     );
     for outcome in &report.properties {
         let length = outcome.path_length.map_or(String::new(), |length| format!(" ({length} steps)"));
-        out.push_str(&format!("  {:<34} {:<9} {}{length}\n", outcome.name, outcome.expectation, outcome.status));
+        let optional = if outcome.required { "" } else { " (not required here)" };
+        out.push_str(&format!(
+            "  {:<34} {:<9} {}{length}{optional}\n",
+            outcome.name, outcome.expectation, outcome.status
+        ));
     }
     for (name, path) in &checked.traces {
         out.push_str(&format!("  counterexample {name}: vaultsim replay {}\n", path.display()));
