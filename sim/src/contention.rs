@@ -30,7 +30,7 @@ use vault::bugzoo::Bugs;
 
 use crate::driver::{run, RunOptions, RunResult};
 use crate::plot::{Chart, Series};
-use crate::report::percentile;
+use crate::report::{median, percentile};
 use crate::scenario::{Mode, Scenario};
 use crate::trace::{action_from_json, parse_header};
 
@@ -257,18 +257,6 @@ impl Cell {
             failed_seeds: measures.iter().filter(|measure| measure.failure.is_some()).count() as u64,
             seeds: measures,
         }
-    }
-}
-
-/// The median of `values` (the mean of the middle two for an even count).
-pub fn median(mut values: Vec<f64>) -> f64 {
-    assert!(!values.is_empty(), "the median of nothing");
-    values.sort_by(f64::total_cmp);
-    let middle = values.len() / 2;
-    if values.len() % 2 == 1 {
-        values[middle]
-    } else {
-        (values[middle - 1] + values[middle]) / 2.0
     }
 }
 

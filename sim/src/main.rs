@@ -14,7 +14,7 @@ use std::time::Instant;
 use clap::{Parser, Subcommand};
 use sim::checker::{check, CheckModel, CheckOptions, CheckReport, ModelConfig};
 use sim::driver::{run, RunOptions, RunResult};
-use sim::report::SweepSummary;
+use sim::report::{median, SweepSummary};
 use sim::scenario::Scenario;
 use sim::suite::Suite;
 use vault::bugzoo::Bugs;
@@ -383,6 +383,9 @@ fn render_command(trace: &Path, from: u64, to: u64, hide_idle: bool) -> Result<b
 /// Simulator speed with traces off (medians over seeds), then checker speed
 /// and memory per configuration (medians over runs, DFS).
 fn bench_command(cli: &Cli, seeds: u64, check_runs: usize, threads: usize) -> Result<bool, String> {
+    if seeds == 0 {
+        return Err("--seeds: the bench runs at least one seed".into());
+    }
     let mut rows = Vec::new();
     for name in ["smoke", "replication-faults"] {
         let scenario = Scenario::load(&scenario_path(&cli.specs, name)).map_err(|error| error.to_string())?;
@@ -395,7 +398,7 @@ fn bench_command(cli: &Cli, seeds: u64, check_runs: usize, threads: usize) -> Re
             events_per_second.push(result.stats.steps as f64 / wall);
             simulated_per_wall.push(result.stats.simulated_ns as f64 / 1e9 / wall);
         }
-        rows.push((name, median(&mut events_per_second), median(&mut simulated_per_wall)));
+        rows.push((name, median(events_per_second), median(simulated_per_wall)));
     }
     let checks = bench_checks(cli, check_runs, threads)?;
     if cli.json {
@@ -468,9 +471,9 @@ fn bench_checks(cli: &Cli, runs: usize, threads: usize) -> Result<Vec<CheckBench
         rows.push(CheckBench {
             name: config.name.clone(),
             unique_states: unique,
-            states_per_second: median(&mut rates),
-            seconds: median(&mut seconds),
-            peak_memory_mb: median(&mut memory),
+            states_per_second: median(rates),
+            seconds: median(seconds),
+            peak_memory_mb: median(memory),
         });
     }
     Ok(rows)
@@ -821,11 +824,6 @@ fn explore_command(cli: &Cli, config: &str, addr: &str) -> Result<bool, String> 
     eprintln!("serving the stateright Explorer for {} on http://{address}", config.name);
     CheckModel::new(config.clone(), Bugs::none()).checker().threads(2).serve(address);
     Ok(true)
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values.get(values.len() / 2).copied().unwrap_or(0.0)
 }
 
 fn json_with_wall(summary: &SweepSummary, wall: f64) -> serde_json::Value {

@@ -19,7 +19,7 @@ use vault::bugzoo::Bugs;
 
 use crate::driver::{run, RunOptions, RunResult};
 use crate::plot::{Chart, Series};
-use crate::report::percentile;
+use crate::report::{median, percentile};
 use crate::scenario::Scenario;
 
 /// The noisy tenant's offered load, as multiples of the global quota's rate.
@@ -125,12 +125,6 @@ impl RunMeasure {
             failed: result.failure.is_some(),
         }
     }
-}
-
-/// The median of `values` (the lower middle of an even count).
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values.get(values.len().saturating_sub(1) / 2).copied().unwrap_or(0.0)
 }
 
 /// Runs every cell (quotas on, then off; factors ascending) for `seeds`;

@@ -381,6 +381,18 @@ pub fn replay_command(trace: &str, bugs: &vault::bugzoo::Bugs) -> String {
     }
 }
 
+/// The median of `values` (the mean of the middle two for an even count).
+pub fn median(mut values: Vec<f64>) -> f64 {
+    assert!(!values.is_empty(), "the median of nothing");
+    values.sort_by(f64::total_cmp);
+    let middle = values.len() / 2;
+    if values.len() % 2 == 1 {
+        values[middle]
+    } else {
+        (values[middle - 1] + values[middle]) / 2.0
+    }
+}
+
 /// The `permille`-th per-mille of sorted `samples` (nearest rank), 0 when empty.
 pub fn percentile(samples: &[u64], permille: u64) -> u64 {
     if samples.is_empty() {
