@@ -41,6 +41,12 @@ pub enum Observation {
         tenant: u32,
         /// The record written.
         state: SecretState,
+        /// The store's sequence number of the commit (`t1` is one of these).
+        commit: u64,
+        /// Whether the commit emitted this write's replication event (an
+        /// outbox row or a log append). Always so outside a live migration;
+        /// during one, only while the phase the commit read replicates.
+        replicated: bool,
     },
     /// The remote store appended an event to a partition.
     Appended {
@@ -130,6 +136,89 @@ pub enum Observation {
         /// The retry-after the client was told, ns.
         retry_after_ns: u64,
     },
+    /// The store committed a backfill page that emits `secret`'s record
+    /// `state` (an append in sync mode, an outbox row in async mode): a
+    /// record the backfiller read, committed before `t1`. In sync mode the
+    /// matching `Appended` follows in the same step; in async mode the
+    /// publisher appends it later, in commit order.
+    BackfillEmitted {
+        /// The secret.
+        secret: u32,
+        /// Its tenancy (log partition).
+        tenant: u32,
+        /// The record emitted.
+        state: SecretState,
+    },
+    /// The store committed a new migration phase (`phase`: 0 `Off`, 1
+    /// `Sync`, 2 `Backfill`, 3 `Verify`, 4 `Switchover`) and `t1` as it now
+    /// stands (`None` before it is recorded or after a rollback to `Off`).
+    PhaseStored {
+        /// The phase code.
+        phase: u8,
+        /// `t1`: the last commit made without replication.
+        since: Option<u64>,
+    },
+    /// A host's read path learned the stored phase (each node learns it after
+    /// its own delay).
+    PhaseLearned {
+        /// The host.
+        host: u32,
+        /// The phase code it now serves by.
+        phase: u8,
+    },
+    /// A migration walk (the backfiller, `walk` 1, or the verifier, `walk`
+    /// 2) asked the store for a page starting at position `from`, while its
+    /// bookmark in the store stood at `stored`. Positions are one past the
+    /// last secret id walked (0: the start).
+    WalkScan {
+        /// Which walk.
+        walk: u8,
+        /// Where the page starts.
+        from: u64,
+        /// The persisted bookmark at that moment.
+        stored: u64,
+        /// Keys per page: the walk's bookmark interval.
+        page_keys: u64,
+    },
+    /// The backfiller reported its walk finished for `t1` = `since`.
+    BackfillDone {
+        /// `t1` of the migration it backfilled.
+        since: u64,
+    },
+    /// The verifier ordered a repair of `host`'s entry of `secret` with the
+    /// remote record `remote`, having been told by that host's digest that it
+    /// held `host_had` (version and checksum; `None`: nothing).
+    RepairOrdered {
+        /// The host.
+        host: u32,
+        /// The secret.
+        secret: u32,
+        /// The record sent.
+        remote: SecretState,
+        /// The host's digest entry the decision was based on.
+        host_had: Option<(u64, Option<u64>)>,
+    },
+    /// A storage fault flipped a bit of `host`'s local entry of `secret`;
+    /// `state` is the entry as it now reads.
+    Corrupted {
+        /// The host.
+        host: u32,
+        /// The secret.
+        secret: u32,
+        /// The damaged entry.
+        state: SecretState,
+    },
+    /// A repair replaced `host`'s entry of `secret`; `state` is the entry now.
+    Repaired {
+        /// The host.
+        host: u32,
+        /// The secret.
+        secret: u32,
+        /// The repaired entry.
+        state: SecretState,
+    },
+    /// The verifier reported its pass finished.
+    VerifyDone,
 }
 
 /// What one host holds at the end of a run.

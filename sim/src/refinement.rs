@@ -214,11 +214,23 @@ pub fn refresh_abstract(journal: &mut SpecJournal, world: &World, action: &Actio
             | Observation::HostRestarted { host, .. } => {
                 hosts.insert(*host);
             }
+            Observation::BackfillEmitted { tenant, .. } => {
+                tenants.insert(*tenant);
+            }
+            Observation::Corrupted { host, .. } | Observation::Repaired { host, .. } => {
+                hosts.insert(*host);
+            }
             Observation::Acknowledged { .. }
             | Observation::HostRead { .. }
             | Observation::HostStranded { .. }
             | Observation::Admitted { .. }
-            | Observation::Throttled { .. } => {}
+            | Observation::Throttled { .. }
+            | Observation::PhaseStored { .. }
+            | Observation::PhaseLearned { .. }
+            | Observation::WalkScan { .. }
+            | Observation::BackfillDone { .. }
+            | Observation::RepairOrdered { .. }
+            | Observation::VerifyDone => {}
         }
     }
     if let Action::Crash(NodeId::Host(host)) | Action::Restart(NodeId::Host(host)) = action {

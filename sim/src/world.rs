@@ -754,12 +754,22 @@ impl World {
     }
 
     fn observe_commit(&mut self, transaction: &Transaction, outcome: &CommitOutcome, report: &mut StepReport) {
-        let CommitOutcome::Committed { appended, .. } = outcome else { return };
+        let CommitOutcome::Committed { appended, commit } = outcome else { return };
         let mut observations = Vec::new();
         for write in &transaction.writes {
             if let Write::Put(Key::Secret(secret), Value::Secret(record)) = write {
                 let state = secret_state(record);
-                observations.push(Observation::Committed { secret: secret.0, tenant: record.tenant.0, state });
+                let replicated = transaction.writes.iter().any(|write| match write {
+                    Write::Append(mutation) | Write::Outbox(mutation) => mutation.secret == *secret,
+                    _ => false,
+                });
+                observations.push(Observation::Committed {
+                    secret: secret.0,
+                    tenant: record.tenant.0,
+                    state,
+                    commit: commit.0,
+                    replicated,
+                });
             }
         }
         for (tenant, seq) in appended {

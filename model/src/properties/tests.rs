@@ -11,7 +11,7 @@ fn ids(violations: &[Violation]) -> Vec<PropertyId> {
 }
 
 fn committed(checker: &mut PropertyChecker, secret: u32, state: SecretState) -> Vec<Violation> {
-    checker.observe(&Observation::Committed { secret, tenant: 1, state })
+    checker.observe(&Observation::Committed { secret, tenant: 1, state, commit: 0, replicated: true })
 }
 
 #[test]
