@@ -221,6 +221,7 @@ impl ModelConfig {
             publish_interval_ns: timings.publish_interval_ms * NS_PER_MS,
             activator_poll_interval_ns: timings.poll_interval_ms * NS_PER_MS,
             bugs: bugs.clone(),
+            migration: None,
         }
     }
 

@@ -144,6 +144,7 @@ pub fn world_config(scenario: &Scenario, knobs: &Knobs, bugs: &Bugs) -> WorldCon
         publish_interval_ns: replication.publish_interval_ms * NS_PER_MS,
         activator_poll_interval_ns: replication.poll_interval_ms * NS_PER_MS,
         bugs: bugs.clone(),
+        migration: None,
     }
 }
 

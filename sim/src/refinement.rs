@@ -293,6 +293,7 @@ mod tests {
             publish_interval_ns: 1_000_000,
             activator_poll_interval_ns: 1_000_000,
             bugs: Bugs::none(),
+            migration: None,
         })
     }
 

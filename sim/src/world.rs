@@ -33,8 +33,9 @@ use vault::activator::{Activator, ActivatorConfig, ActivatorOutput};
 use vault::bugzoo::Bugs;
 use vault::host::{Host, HostConfig, HostOutput, LocalRead, LocalStore};
 use vault::interceptor::InterceptorMode;
+use vault::migration::Phase;
 use vault::publisher::{Publisher, PublisherConfig, PublisherOutput};
-use vault::quota::{Admission, Limit, QuotaConfigError, QuotaScope, QuotaTable, QuotaTableConfig};
+use vault::quota::{Admission, BucketConfig, Limit, QuotaConfigError, QuotaScope, QuotaTable, QuotaTableConfig};
 use vault::store::{CommitOutcome, Key, Store, StoreReply, StoreRequest, Transaction, Value, Write};
 use vault::types::{HostId, Lifecycle, RequestTag, SecretId, SecretRecord, Seq, TenantId, Time, VaultId, VaultRecord};
 use vault::worker::{ClientError, Done, Operation, RequestId, Worker, WorkerConfig, WorkerOutput, WorkerStats};
@@ -208,6 +209,34 @@ pub struct WorldConfig {
     pub activator_poll_interval_ns: u64,
     /// Bug-zoo variants of the code, handed to every machine of the world.
     pub bugs: Bugs,
+    /// A live migration of the cell onto its hosts; `None`: the cell
+    /// replicates from the start and hosts serve every read locally.
+    pub migration: Option<MigrationConfig>,
+}
+
+/// A live migration in the world (see `vault::migration`): the cell starts in
+/// phase `Off`, with secrets that were written before replication existed,
+/// and the operator moves it through the phases on `schedule`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct MigrationConfig {
+    /// Secrets in the store at the start, committed without replication
+    /// events, created in the configured vaults in turn.
+    pub seeded_secrets: u32,
+    /// The operator's schedule: from each time on, the target is at least that phase.
+    pub schedule: Vec<(Time, Phase)>,
+    /// Keys per backfill page (its bookmark interval).
+    pub backfill_page_keys: usize,
+    /// The backfiller's budget of store requests.
+    pub backfill_budget: BucketConfig,
+    /// Keys per verify page (its bookmark interval).
+    pub verify_page_keys: usize,
+    /// The verifier's budget of store and host requests.
+    pub verify_budget: BucketConfig,
+    /// How often each host's read path polls the stored phase, by host
+    /// index (the last entry repeats for hosts beyond the list).
+    pub phase_poll_ns: Vec<u64>,
+    /// How long the operator, backfiller, verifier and read paths wait for a reply.
+    pub request_timeout_ns: u64,
 }
 
 impl WorldConfig {

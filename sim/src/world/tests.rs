@@ -23,6 +23,7 @@ fn config(mode: InterceptorMode) -> WorldConfig {
         publish_interval_ns: MS,
         activator_poll_interval_ns: 2 * MS,
         bugs: vault::bugzoo::Bugs::none(),
+        migration: None,
     }
 }
 
