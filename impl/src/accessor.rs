@@ -14,7 +14,9 @@
 //!   holds the secret past `Creating`; a local miss or a secret not yet
 //!   `Active` falls back to the remote store, and the fallback is counted by
 //!   its reason. So a secret `Active` at the remote store is never answered
-//!   `Missing` while the store answers (MIG-6).
+//!   `Missing` while the store answers (MIG-6). A local entry whose bytes no
+//!   longer match their checksum (a damaged disk) falls back too, so damage
+//!   the verifier has not repaired yet is never served.
 //!
 //! A remote read that gets no reply within `request_timeout_ns` is answered
 //! [`ReadError::Unavailable`]. The caller hands in the local store's answer
@@ -54,6 +56,8 @@ pub enum Fallback {
     Missing,
     /// The local store holds it `Creating`.
     NotActive,
+    /// The local entry's bytes no longer match their checksum (a damaged disk).
+    Damaged,
 }
 
 /// A read that could not be answered.
@@ -111,6 +115,8 @@ pub struct AccessorStats {
     pub fallback_missing: u64,
     /// Hybrid reads that fell back because the secret was not yet `Active` locally.
     pub fallback_not_active: u64,
+    /// Hybrid reads that fell back because the local entry was damaged.
+    pub fallback_damaged: u64,
     /// Remote reads answered `Unavailable`.
     pub timeouts: u64,
     /// Shadow comparisons that matched.
@@ -192,6 +198,13 @@ impl Accessor {
             (ReadMode::Hybrid, LocalRead::Found(record)) if record.lifecycle == Lifecycle::Creating => {
                 self.stats.fallback_not_active += 1;
                 let source = Source::Fallback(Fallback::NotActive);
+                self.ask(now, Pending { request, secret, abandon_at: now, source, shadow: false });
+            }
+            (ReadMode::Hybrid, LocalRead::Found(record))
+                if record.content.as_ref().is_some_and(|content| !content.is_intact()) =>
+            {
+                self.stats.fallback_damaged += 1;
+                let source = Source::Fallback(Fallback::Damaged);
                 self.ask(now, Pending { request, secret, abandon_at: now, source, shadow: false });
             }
             (ReadMode::Hybrid, LocalRead::Found(_)) => self.answer_local(request, local),

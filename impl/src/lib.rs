@@ -41,6 +41,7 @@ pub mod interceptor;
 pub mod migration;
 pub mod publisher;
 pub mod quota;
+pub mod reader;
 pub mod store;
 pub mod sync;
 pub mod types;

@@ -115,3 +115,15 @@ fn a_remote_read_without_a_reply_is_answered_unavailable_and_its_late_reply_igno
     assert_eq!(drain(&mut accessor), Vec::new(), "the late reply answers nothing");
     assert_eq!(accessor.stats().timeouts, 1);
 }
+
+#[test]
+fn hybrid_mode_never_serves_a_damaged_local_entry() {
+    let remote = record(2, Lifecycle::Active, b"remote");
+    let mut store = store_with(remote.clone());
+    let mut accessor = Accessor::new(ReadMode::Hybrid, 10 * MS);
+    let mut damaged = remote.clone();
+    damaged.content = damaged.content.map(|content| content.with_flipped_bit());
+    let answer = read(&mut accessor, &mut store, LocalRead::Found(damaged));
+    assert_eq!(answer, (Ok(LocalRead::Found(remote)), Source::Fallback(Fallback::Damaged)));
+    assert_eq!((accessor.stats().fallback_damaged, accessor.stats().local), (1, 0));
+}
