@@ -296,6 +296,16 @@ impl Host {
         &self.durable
     }
 
+    /// A verifier's repair of a damaged entry (see [`LocalStore::repair`]).
+    pub fn repair(&mut self, secret: SecretId, record: &SecretRecord) -> bool {
+        self.durable.repair(secret, record)
+    }
+
+    /// A storage fault on the entry of `secret` (see [`LocalStore::flip_bit`]).
+    pub fn flip_bit(&mut self, secret: SecretId) -> bool {
+        self.durable.flip_bit(secret)
+    }
+
     /// The next output, if any.
     pub fn poll_output(&mut self) -> Option<HostOutput> {
         self.outputs.pop_front()

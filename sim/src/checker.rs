@@ -413,7 +413,10 @@ impl CheckModel {
             NodeId::Host(_) => "host",
             NodeId::Publisher(_) => "publisher",
             NodeId::Activator => "activator",
-            NodeId::Store | NodeId::Client => return false,
+            NodeId::Operator => "operator",
+            NodeId::Backfiller => "backfiller",
+            NodeId::Verifier => "verifier",
+            NodeId::Reader(_) | NodeId::Store | NodeId::Client => return false,
         };
         self.config.crashable.iter().any(|crashable| crashable == kind)
     }

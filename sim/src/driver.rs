@@ -19,15 +19,16 @@ use model::{Observation, PropertyId, Violation};
 use vault::bugzoo::Bugs;
 use vault::host::HostConfig;
 use vault::interceptor::InterceptorMode;
+use vault::quota::BucketConfig;
 use vault::store::{IdempotencyToken, Key, Value};
 use vault::types::{Content, Lifecycle, SecretId, TenantId, Time, VaultId};
 use vault::worker::{Operation, RequestId, WorkerConfig};
 
 use crate::random::{zipf_cumulative, SimRng};
 use crate::refinement::{Refinement, RefinementTracker};
-use crate::scenario::{Mode, Scenario};
+use crate::scenario::{Migration, Mode, Scenario};
 use crate::trace::TraceWriter;
-use crate::world::{Action, MessageId, NodeId, StepReport, World, WorldConfig};
+use crate::world::{Action, MessageId, MigrationConfig, NodeId, StepReport, World, WorldConfig};
 
 const NS_PER_US: u64 = 1_000;
 const NS_PER_MS: u64 = 1_000_000;
@@ -125,7 +126,7 @@ pub fn world_config(scenario: &Scenario, knobs: &Knobs, bugs: &Bugs) -> WorldCon
         retry_delay_max_ns: (replication.retry_delay_us * NS_PER_US * 64).max(1),
         request_timeout_ns: 200 * NS_PER_MS,
         queue_requests_max: 64,
-        phase_fenced: false,
+        phase_fenced: scenario.migration.is_some(),
     };
     let host = HostConfig {
         poll_interval_ns: replication.poll_interval_ms * NS_PER_MS,
@@ -144,7 +145,35 @@ pub fn world_config(scenario: &Scenario, knobs: &Knobs, bugs: &Bugs) -> WorldCon
         publish_interval_ns: replication.publish_interval_ms * NS_PER_MS,
         activator_poll_interval_ns: replication.poll_interval_ms * NS_PER_MS,
         bugs: bugs.clone(),
-        migration: None,
+        migration: scenario.migration.as_ref().map(|migration| migration_config(migration, scenario.topology.hosts)),
+    }
+}
+
+/// The world's migration for a scenario's `[migration]` section.
+fn migration_config(migration: &Migration, hosts: u32) -> MigrationConfig {
+    const UNLIMITED_PER_SECOND: u64 = 1_000_000;
+    let per_second = |rate: u64| if rate == 0 { UNLIMITED_PER_SECOND } else { rate };
+    let backfill_rate = per_second(migration.backfill_rate_per_second);
+    let verify_rate = per_second(migration.verify_rate_per_second);
+    MigrationConfig {
+        seeded_secrets: migration.seeded_secrets,
+        schedule: migration.schedule.iter().map(|entry| (Time(entry.at_ms * NS_PER_MS), entry.phase.phase())).collect(),
+        backfill_page_keys: migration.backfill_page_keys,
+        // A burst of a tenth of a second's budget, at least one request.
+        backfill_budget: BucketConfig {
+            rate: backfill_rate,
+            interval_ns: 1_000_000_000,
+            burst: (backfill_rate / 10).max(1),
+        },
+        verify_page_keys: migration.verify_page_keys,
+        // The verifier asks every host at once: its burst covers them and the store.
+        verify_budget: BucketConfig {
+            rate: verify_rate,
+            interval_ns: 1_000_000_000,
+            burst: (verify_rate / 10).max(u64::from(hosts) + 1),
+        },
+        phase_poll_ns: migration.phase_poll_ms.iter().map(|ms| ms * NS_PER_MS).collect(),
+        request_timeout_ns: migration.request_timeout_ms * NS_PER_MS,
     }
 }
 
@@ -209,6 +238,9 @@ pub struct RunStats {
     pub replication_lag: Vec<u64>,
     /// Whether the world became quiet after the fault phase.
     pub converged: bool,
+    /// Migration counters by name (migration scenarios only; see
+    /// `Simulation::observe_migration`).
+    pub migration: BTreeMap<&'static str, u64>,
 }
 
 /// What a run measured of one tenant's requests.
@@ -267,6 +299,10 @@ enum Planned {
     EndFaultPhase,
     /// A client resends a throttled request (by the throttled request's id).
     Retry(RequestId),
+    /// The operator is told to roll back (migration scenarios).
+    Rollback,
+    /// A disk flips a bit of a host's local entry (migration scenarios).
+    BitFlip,
 }
 
 /// One simulated run in progress.
@@ -307,6 +343,12 @@ struct Simulation<'a> {
     /// Control-plane operations sent, their worker and attempt (only with quotas:
     /// what a client resends after a throttled answer).
     submitted: BTreeMap<RequestId, (Operation, u32, u32)>,
+    /// Migration counters (see `observe_migration`).
+    migration: BTreeMap<&'static str, u64>,
+    /// The last phase the store committed, as a code.
+    stored_phase: u8,
+    /// Each host's last learned phase.
+    learned: BTreeMap<u32, u8>,
 }
 
 /// Runs one seed of `scenario`.
@@ -341,6 +383,9 @@ pub fn run(scenario: &Scenario, options: &RunOptions) -> RunResult {
         request_tenants: Vec::new(),
         created_by_tenant: BTreeMap::new(),
         submitted: BTreeMap::new(),
+        migration: BTreeMap::new(),
+        stored_phase: 0,
+        learned: BTreeMap::new(),
     };
     let (failure, converged) = simulation.run();
     let stats = simulation.stats(converged);
@@ -403,6 +448,19 @@ impl Simulation<'_> {
         if self.knobs.pauses {
             let gap = self.rng.exponential_ns(self.scenario.faults.pause_interval_ms * NS_PER_MS);
             self.schedule(Time(gap), Planned::Pause);
+        }
+        if let Some(migration) = &self.scenario.migration {
+            // The secrets written before replication existed are there to touch.
+            self.secrets_created = migration.seeded_secrets;
+            self.live_secrets = (0..migration.seeded_secrets).map(SecretId).collect();
+            if migration.rollback_interval_ms > 0 {
+                let gap = self.rng.exponential_ns(migration.rollback_interval_ms * NS_PER_MS);
+                self.schedule(Time(gap), Planned::Rollback);
+            }
+            if migration.bit_flip_interval_ms > 0 {
+                let gap = self.rng.exponential_ns(migration.bit_flip_interval_ms * NS_PER_MS);
+                self.schedule(Time(gap), Planned::BitFlip);
+            }
         }
     }
 
@@ -503,6 +561,28 @@ impl Simulation<'_> {
             Planned::EndFaultPhase => {
                 self.end_fault_phase(at);
                 None
+            }
+            Planned::Rollback => {
+                if !self.fault_phase {
+                    return None;
+                }
+                let interval_ms =
+                    self.scenario.migration.as_ref().map_or(0, |migration| migration.rollback_interval_ms);
+                let gap = self.rng.exponential_ns(interval_ms * NS_PER_MS);
+                self.schedule(at.plus_ns(gap.max(1)), Planned::Rollback);
+                self.world.is_up(NodeId::Operator).then_some(Action::Rollback { at })
+            }
+            Planned::BitFlip => {
+                if !self.fault_phase {
+                    return None;
+                }
+                let interval_ms =
+                    self.scenario.migration.as_ref().map_or(0, |migration| migration.bit_flip_interval_ms);
+                let gap = self.rng.exponential_ns(interval_ms * NS_PER_MS);
+                self.schedule(at.plus_ns(gap.max(1)), Planned::BitFlip);
+                let host = self.rng.below(u64::from(self.scenario.topology.hosts)) as u32;
+                let secret = SecretId(self.rng.below(u64::from(self.secrets_created.max(1))) as u32);
+                Some(Action::Corrupt { host, secret })
             }
             Planned::Retry(throttled) => {
                 if !self.fault_phase {
@@ -700,10 +780,39 @@ impl Simulation<'_> {
             }
         }
         for observation in &report.observations {
+            self.observe_migration(observation);
             self.observe_lag(now, observation);
             if let Observation::Acknowledged { secret, .. } = observation {
                 self.observe_acknowledged(SecretId(*secret));
             }
+        }
+    }
+
+    /// Counts what the migration did, for the summary.
+    fn observe_migration(&mut self, observation: &Observation) {
+        let mut count = |name: &'static str| *self.migration.entry(name).or_default() += 1;
+        match observation {
+            Observation::PhaseStored { phase, .. } => {
+                count("phase commits");
+                if *phase < self.stored_phase {
+                    count("rollbacks");
+                }
+                self.stored_phase = *phase;
+            }
+            Observation::BackfillEmitted { .. } => count("backfill events"),
+            Observation::BackfillDone { .. } => count("backfills done"),
+            Observation::VerifyDone => count("verifies done"),
+            Observation::Corrupted { .. } => count("bit flips"),
+            Observation::RepairOrdered { .. } => count("repairs ordered"),
+            Observation::Repaired { .. } => count("repairs"),
+            Observation::PhaseLearned { host, phase } => {
+                self.learned.insert(*host, *phase);
+                let first = self.learned.values().next().copied();
+                if self.learned.values().any(|learned| Some(*learned) != first) {
+                    count("steps with mixed phases");
+                }
+            }
+            _ => {}
         }
     }
 
@@ -854,6 +963,19 @@ impl Simulation<'_> {
         stats.conflicts = workers.conflicts;
         stats.retries = workers.retries;
         stats.replication_lag = self.lag.clone();
+        if self.scenario.migration.is_some() {
+            stats.migration = self.migration.clone();
+            let reads = self.world.read_stats();
+            stats.migration.insert("runs ending in switchover", u64::from(self.stored_phase == 4));
+            let mixed = self.migration.contains_key("steps with mixed phases");
+            stats.migration.insert("runs with mixed phases", u64::from(mixed));
+            stats.migration.insert("local reads", reads.local);
+            stats.migration.insert("remote reads", reads.remote);
+            stats.migration.insert("fallbacks: missing", reads.fallback_missing);
+            stats.migration.insert("fallbacks: not active", reads.fallback_not_active);
+            stats.migration.insert("fallbacks: damaged", reads.fallback_damaged);
+            stats.migration.insert("shadow mismatches", reads.shadow_mismatches);
+        }
         stats
     }
 }
@@ -906,6 +1028,10 @@ fn node_kind(node: NodeId) -> &'static str {
         NodeId::Host(_) => "host",
         NodeId::Publisher(_) => "publisher",
         NodeId::Activator => "activator",
+        NodeId::Operator => "operator",
+        NodeId::Backfiller => "backfiller",
+        NodeId::Verifier => "verifier",
+        NodeId::Reader(_) => "reader",
         NodeId::Store => "store",
         NodeId::Client => "client",
     }
@@ -916,7 +1042,8 @@ fn action_time(action: &Action) -> Option<Time> {
         Action::Deliver { at, .. }
         | Action::FireTimer { at, .. }
         | Action::Submit { at, .. }
-        | Action::Read { at, .. } => Some(*at),
+        | Action::Read { at, .. }
+        | Action::Rollback { at } => Some(*at),
         _ => None,
     }
 }

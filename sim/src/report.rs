@@ -174,6 +174,9 @@ pub struct SweepSummary {
     pub tenants: BTreeMap<u32, TenantSummary>,
     /// Availability and latency against the objectives, with error budgets.
     pub slo: Slo,
+    /// Migration counters summed over the seeds (migration scenarios only).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub migration: BTreeMap<String, u64>,
     /// Failing seeds.
     pub failures: Vec<FailingSeed>,
 }
@@ -224,6 +227,9 @@ impl SweepSummary {
                 samples.extend_from_slice(&counts.latencies);
             }
             lag.extend_from_slice(&stats.replication_lag);
+            for (name, count) in &stats.migration {
+                *summary.migration.entry((*name).to_string()).or_default() += count;
+            }
             if let Some(failure) = &result.failure {
                 let (trace, replay) = failure_of(result);
                 summary.failures.push(FailingSeed {
@@ -307,6 +313,10 @@ impl SweepSummary {
         }
         out.push_str(&self.tenants_table());
         out.push_str(&self.slo_table());
+        if !self.migration.is_empty() {
+            let counters: Vec<String> = self.migration.iter().map(|(name, count)| format!("{name} {count}")).collect();
+            out.push_str(&format!("  migration: {}\n", counters.join(", ")));
+        }
         for failure in &self.failures {
             out.push_str(&format!(
                 "  FAIL seed {} {} at step {}: {}\n    replay: {}\n",

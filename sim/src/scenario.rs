@@ -45,6 +45,113 @@ pub struct Scenario {
     /// Rate-limit quotas at the control plane's front door; absent: no throttling.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quotas: Option<Quotas>,
+    /// A live migration of the cell onto its hosts; absent: the cell
+    /// replicates from the start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migration: Option<Migration>,
+}
+
+/// A live migration (see `vault::migration`): the cell starts in phase `off`
+/// with `seeded_secrets` written before replication existed, and the
+/// operator moves it through the phases on `schedule`. During the fault phase
+/// the operator may be told to roll back, and hosts' disks may flip bits.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Migration {
+    /// Secrets in the store at the start, without replication events.
+    pub seeded_secrets: u32,
+    /// Forward moves: from `at_ms` on, the operator's target is at least `phase`.
+    pub schedule: Vec<ScheduleEntry>,
+    /// Keys per backfill page (its bookmark interval).
+    pub backfill_page_keys: usize,
+    /// The backfiller's store requests per second (0: unlimited, in effect a million).
+    pub backfill_rate_per_second: u64,
+    /// Keys per verify page.
+    pub verify_page_keys: usize,
+    /// The verifier's requests (store and hosts) per second (0: unlimited).
+    pub verify_rate_per_second: u64,
+    /// Each host's phase poll interval, ms, by host index; the last entry
+    /// repeats for further hosts. Unequal intervals make a mixed fleet.
+    pub phase_poll_ms: Vec<u64>,
+    /// Mean time between rollback commands during the fault phase, ms (0: none).
+    pub rollback_interval_ms: u64,
+    /// Mean time between flipped bits in hosts' local entries during the fault phase, ms (0: none).
+    pub bit_flip_interval_ms: u64,
+    /// How long the operator, jobs and read paths wait for a store reply, ms.
+    pub request_timeout_ms: u64,
+}
+
+impl Default for Migration {
+    fn default() -> Migration {
+        Migration {
+            seeded_secrets: 20,
+            schedule: Vec::new(),
+            backfill_page_keys: 8,
+            backfill_rate_per_second: 0,
+            verify_page_keys: 8,
+            verify_rate_per_second: 0,
+            phase_poll_ms: vec![20],
+            rollback_interval_ms: 0,
+            bit_flip_interval_ms: 0,
+            request_timeout_ms: 200,
+        }
+    }
+}
+
+/// One entry of a migration schedule.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleEntry {
+    /// From when, ms.
+    pub at_ms: u64,
+    /// The phase: `sync`, `backfill`, `verify` or `switchover`.
+    pub phase: PhaseName,
+}
+
+/// A migration phase as scenario files name it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PhaseName {
+    /// `vault::migration::Phase::Sync`.
+    Sync,
+    /// `vault::migration::Phase::Backfill`.
+    Backfill,
+    /// `vault::migration::Phase::Verify`.
+    Verify,
+    /// `vault::migration::Phase::Switchover`.
+    Switchover,
+}
+
+impl PhaseName {
+    /// The phase.
+    pub fn phase(self) -> vault::migration::Phase {
+        use vault::migration::Phase;
+        match self {
+            PhaseName::Sync => Phase::Sync,
+            PhaseName::Backfill => Phase::Backfill,
+            PhaseName::Verify => Phase::Verify,
+            PhaseName::Switchover => Phase::Switchover,
+        }
+    }
+}
+
+impl Migration {
+    fn validate(&self) -> Result<(), (String, String)> {
+        let fail = |field: &str, message: &str| Err((format!("migration.{field}"), message.to_string()));
+        if self.schedule.windows(2).any(|pair| pair[0].at_ms > pair[1].at_ms || pair[0].phase >= pair[1].phase) {
+            return fail("schedule", "entries move forward: later times, later phases");
+        }
+        if self.backfill_page_keys == 0 || self.verify_page_keys == 0 {
+            return fail("backfill_page_keys", "pages hold at least one key");
+        }
+        if self.phase_poll_ms.is_empty() || self.phase_poll_ms.contains(&0) {
+            return fail("phase_poll_ms", "one or more intervals, each at least 1 ms");
+        }
+        if self.request_timeout_ms == 0 {
+            return fail("request_timeout_ms", "must be at least 1 ms");
+        }
+        Ok(())
+    }
 }
 
 /// Rate-limit quotas, after Vault's (see `vault::quota`): a global per-tenant
@@ -326,7 +433,8 @@ pub struct Link {
 }
 
 /// The kinds of node a [`Link`] may name.
-pub const NODE_KINDS: [&str; 6] = ["worker", "host", "publisher", "activator", "store", "client"];
+pub const NODE_KINDS: [&str; 10] =
+    ["worker", "host", "publisher", "activator", "store", "client", "operator", "backfiller", "verifier", "reader"];
 
 impl Default for Network {
     fn default() -> Network {
@@ -550,6 +658,9 @@ impl Scenario {
         }
         if let Some(quotas) = &self.quotas {
             quotas.validate(self.workload.tenants)?;
+        }
+        if let Some(migration) = &self.migration {
+            migration.validate()?;
         }
         Ok(())
     }

@@ -131,6 +131,10 @@ pub fn node_name(node: NodeId) -> String {
         NodeId::Store => "store".into(),
         NodeId::Client => "client".into(),
         NodeId::Activator => "activator".into(),
+        NodeId::Operator => "operator".into(),
+        NodeId::Backfiller => "backfiller".into(),
+        NodeId::Verifier => "verifier".into(),
+        NodeId::Reader(index) => format!("reader:{index}"),
         NodeId::Worker(index) => format!("worker:{index}"),
         NodeId::Host(index) => format!("host:{index}"),
         NodeId::Publisher(tenant) => format!("publisher:{tenant}"),
@@ -143,6 +147,9 @@ pub fn parse_node(name: &str) -> Option<NodeId> {
         "store" => return Some(NodeId::Store),
         "client" => return Some(NodeId::Client),
         "activator" => return Some(NodeId::Activator),
+        "operator" => return Some(NodeId::Operator),
+        "backfiller" => return Some(NodeId::Backfiller),
+        "verifier" => return Some(NodeId::Verifier),
         _ => {}
     }
     let (kind, index) = name.split_once(':')?;
@@ -151,6 +158,7 @@ pub fn parse_node(name: &str) -> Option<NodeId> {
         "worker" => Some(NodeId::Worker(index)),
         "host" => Some(NodeId::Host(index)),
         "publisher" => Some(NodeId::Publisher(index)),
+        "reader" => Some(NodeId::Reader(index)),
         _ => None,
     }
 }
@@ -181,9 +189,14 @@ pub fn label(message: &Message) -> String {
         },
         Payload::HostRead { request, secret } => format!("req{} read {secret}", request.0),
         Payload::HostReadAnswer { request, read } => match read {
-            vault::host::LocalRead::Found(record) => format!("req{} found v{}", request.0, record.version.0),
-            vault::host::LocalRead::Missing => format!("req{} missing", request.0),
+            Ok(vault::host::LocalRead::Found(record)) => format!("req{} found v{}", request.0, record.version.0),
+            Ok(vault::host::LocalRead::Missing) => format!("req{} missing", request.0),
+            Err(error) => format!("req{} error {error:?}", request.0),
         },
+        Payload::DigestRequest { secrets, .. } => format!("digest {} secrets", secrets.len()),
+        Payload::DigestReply { digest, .. } => format!("{} digest entries", digest.len()),
+        Payload::RepairRequest { secret, record, .. } => format!("repair {secret} v{}", record.version.0),
+        Payload::RepairReply { replaced, .. } => format!("repaired: {replaced}"),
         Payload::Applied { .. } => "applied".into(),
     }
 }
@@ -225,6 +238,8 @@ pub fn action_to_json(action: &Action) -> Json {
         Action::Read { request, host, secret, at } => json!({ "read": {
             "request": request.0, "host": host, "secret": secret.0, "at": at.0,
         } }),
+        Action::Rollback { at } => json!({ "rollback": { "at": at.0 } }),
+        Action::Corrupt { host, secret } => json!({ "corrupt": { "host": host, "secret": secret.0 } }),
     }
 }
 
@@ -340,6 +355,8 @@ pub fn action_from_json(json: &Json, line: usize) -> Result<Action, TraceError> 
             secret: SecretId(body_fields.u32("secret")?),
             at: Time(body_fields.u64("at")?),
         },
+        "rollback" => Action::Rollback { at: Time(body_fields.u64("at")?) },
+        "corrupt" => Action::Corrupt { host: body_fields.u32("host")?, secret: SecretId(body_fields.u32("secret")?) },
         other => return Err(fields.error(format!("unknown action `{other}`"))),
     })
 }
@@ -637,6 +654,11 @@ fn render_action(
                 body.push(format!("    Note over {}: heal", mermaid_id(&first)));
             }
         }
+        Action::Rollback { .. } => body.push(format!("    Note over {}: rollback", touch("operator", participants))),
+        Action::Corrupt { host, secret } => {
+            let name = node_name(NodeId::Host(*host));
+            body.push(format!("    Note over {}: bit flip in {secret}", touch(&name, participants)));
+        }
         Action::FireTimer { .. } | Action::Submit { .. } | Action::Read { .. } => {}
     }
 }
@@ -679,6 +701,10 @@ mod tests {
             Action::Isolate(NodeId::Worker(0)),
             Action::Heal,
             Action::Read { request: RequestId(8), host: 2, secret: SecretId(3), at: Time(11) },
+            Action::Rollback { at: Time(12) },
+            Action::Corrupt { host: 1, secret: SecretId(4) },
+            Action::Crash(NodeId::Backfiller),
+            Action::FireTimer { node: NodeId::Reader(2), at: Time(13) },
             Action::Submit {
                 request: RequestId(9),
                 worker: 1,

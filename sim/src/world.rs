@@ -29,15 +29,23 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use model::{HostView, Observation, PropertyChecker, SecretState, View, Violation};
+use vault::accessor::{AccessorStats, ReadError, Source};
 use vault::activator::{Activator, ActivatorConfig, ActivatorOutput};
+use vault::backfill::{BackfillConfig, BackfillOutput, Backfiller};
 use vault::bugzoo::Bugs;
+use vault::host::DigestEntry;
 use vault::host::{Host, HostConfig, HostOutput, LocalRead, LocalStore};
 use vault::interceptor::InterceptorMode;
-use vault::migration::Phase;
+use vault::migration::{Operator, OperatorConfig, OperatorOutput, Phase, PhaseConfig};
+use vault::migration::{BACKFILL_BOOKMARK, VERIFY_BOOKMARK};
 use vault::publisher::{Publisher, PublisherConfig, PublisherOutput};
 use vault::quota::{Admission, BucketConfig, Limit, QuotaConfigError, QuotaScope, QuotaTable, QuotaTableConfig};
+use vault::reader::{Reader, ReaderConfig, ReaderOutput};
+use vault::store::{BookmarkId, ReadEntry};
 use vault::store::{CommitOutcome, Key, Store, StoreReply, StoreRequest, Transaction, Value, Write};
-use vault::types::{HostId, Lifecycle, RequestTag, SecretId, SecretRecord, Seq, TenantId, Time, VaultId, VaultRecord};
+use vault::types::{Content, HostId, Lifecycle, RequestTag, SecretId, SecretRecord, Seq, TenantId, Time, VaultId};
+use vault::types::{VaultRecord, Version};
+use vault::verify::{Verifier, VerifyConfig, VerifyOutput};
 use vault::worker::{ClientError, Done, Operation, RequestId, Worker, WorkerConfig, WorkerOutput, WorkerStats};
 
 /// A node of the world.
@@ -53,6 +61,14 @@ pub enum NodeId {
     Publisher(u32),
     /// The cell's activator.
     Activator,
+    /// The migration operator (migration worlds only).
+    Operator,
+    /// The backfill job, while the stored phase is `Backfill`.
+    Backfiller,
+    /// The verify job, while the stored phase is `Verify`.
+    Verifier,
+    /// A host's read path (migration worlds only); it lives and dies with its host.
+    Reader(u32),
     /// The clients (one endpoint for all; requests are told apart by id).
     Client,
 }
@@ -99,8 +115,39 @@ pub enum Payload {
     HostReadAnswer {
         /// The request answered.
         request: RequestId,
-        /// What the host holds.
-        read: LocalRead,
+        /// What the host answered: its local record, or the remote store's
+        /// through its read path; `Err` when the store did not answer in time.
+        read: Result<LocalRead, ReadError>,
+    },
+    /// The verifier asks a host for the digest of some secrets.
+    DigestRequest {
+        /// The verifier's tag.
+        tag: RequestTag,
+        /// The secrets, in key order.
+        secrets: Vec<SecretId>,
+    },
+    /// A host's digest.
+    DigestReply {
+        /// The tag of the request answered.
+        tag: RequestTag,
+        /// Each secret's local version and checksum.
+        digest: Vec<(SecretId, Option<DigestEntry>)>,
+    },
+    /// The verifier asks a host to repair a damaged entry.
+    RepairRequest {
+        /// The verifier's tag.
+        tag: RequestTag,
+        /// The secret.
+        secret: SecretId,
+        /// The remote record.
+        record: SecretRecord,
+    },
+    /// A host's answer to a repair.
+    RepairReply {
+        /// The tag of the request answered.
+        tag: RequestTag,
+        /// Whether the host replaced its entry.
+        replaced: bool,
     },
     /// A host's report of its cursors to the activator.
     Applied {
@@ -172,6 +219,18 @@ pub enum Action {
         operation: Operation,
         /// Arrival time.
         at: Time,
+    },
+    /// The operator is told to roll back one phase at time `at`.
+    Rollback {
+        /// When.
+        at: Time,
+    },
+    /// A storage fault flips a bit of a host's local entry of a secret.
+    Corrupt {
+        /// The host.
+        host: u32,
+        /// The secret.
+        secret: SecretId,
     },
     /// A client reads a secret from a host at time `at`.
     Read {
@@ -245,6 +304,18 @@ impl WorldConfig {
         let tenants: BTreeSet<TenantId> = self.vaults.iter().map(|(_, tenant)| *tenant).collect();
         tenants.into_iter().collect()
     }
+}
+
+/// A migration job (the backfiller or the verifier): it runs only while the
+/// stored phase is its own, and can crash and restart meanwhile.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Job<T> {
+    /// Not running: the stored phase is another.
+    Absent,
+    /// Running.
+    Up(Arc<T>),
+    /// Crashed; restarts from its bookmark.
+    Down,
 }
 
 /// A host slot: up with its machine, or down with only its durable state.
@@ -396,6 +467,15 @@ pub struct World {
     hosts: Vec<HostSlot>,
     publishers: BTreeMap<u32, Option<Arc<Publisher>>>,
     activator: Option<Arc<Activator>>,
+    /// The migration operator, when the world migrates and it is up.
+    operator: Option<Arc<Operator>>,
+    backfiller: Job<Backfiller>,
+    verifier: Job<Verifier>,
+    /// Each host's read path (migration worlds), `None` while the host is down.
+    readers: Vec<Option<Arc<Reader>>>,
+    /// The digest entry each host last sent the verifier, per secret: what a
+    /// repair order was decided on (for MIG-4's observation).
+    digests: Arc<BTreeMap<(u32, SecretId), Option<DigestEntry>>>,
     /// Behind `Arc`s: cheap to clone a world, cheap to move within the map.
     in_flight: BTreeMap<MessageId, Arc<Message>>,
     next_message: u64,
@@ -409,6 +489,8 @@ pub struct World {
     front_door: Option<Arc<FrontDoor>>,
     /// Counters of workers that crashed, so reports cover the whole run.
     retired_worker_stats: WorkerStats,
+    /// Counters of read paths that died with their host, likewise.
+    retired_read_stats: AccessorStats,
     steps: u64,
 }
 
@@ -421,11 +503,16 @@ impl World {
         let host_ids: Vec<u32> = (0..config.hosts).collect();
         let mut world = World {
             now: Time::ZERO,
-            store: Arc::new(store_with_vaults(&config.vaults, &config.bugs)),
+            store: Arc::new(store_with_vaults(&config, &config.bugs)),
             workers: Vec::new(),
             hosts: Vec::new(),
             publishers: BTreeMap::new(),
             activator: None,
+            operator: None,
+            backfiller: Job::Absent,
+            verifier: Job::Absent,
+            readers: Vec::new(),
+            digests: Arc::new(BTreeMap::new()),
             in_flight: BTreeMap::new(),
             next_message: 0,
             timers: BTreeMap::new(),
@@ -435,6 +522,7 @@ impl World {
             properties: Arc::new(PropertyChecker::new(&host_ids)),
             front_door: None,
             retired_worker_stats: WorkerStats::default(),
+            retired_read_stats: AccessorStats::default(),
             steps: 0,
             config: Arc::new(config),
         };
@@ -456,6 +544,24 @@ impl World {
             }
         }
         world.restart_node(NodeId::Activator, &mut report);
+        if let Some(migration) = &world.config.migration {
+            // The properties learn the secrets written before replication existed.
+            let seeded: Vec<Observation> = (0..migration.seeded_secrets)
+                .map(|secret| {
+                    let entry = world.store.read(&Key::Secret(SecretId(secret)));
+                    let Some(Value::Secret(record)) = &entry.value else { panic!("secret {secret} was seeded") };
+                    let state = secret_state(record);
+                    let tenant = record.tenant.0;
+                    Observation::Committed { secret, tenant, state, commit: entry.version.0, replicated: false }
+                })
+                .collect();
+            world.observe_all(&seeded, &mut report);
+            for host in 0..world.config.hosts {
+                world.readers.push(None);
+                world.start_reader(host, &mut report);
+            }
+            world.restart_node(NodeId::Operator, &mut report);
+        }
         assert!(report.violations.is_empty(), "a new world violates nothing");
         world
     }
@@ -525,6 +631,15 @@ impl World {
         self.workers().fold(self.retired_worker_stats, |total, (_, worker)| add_stats(total, worker.stats()))
     }
 
+    /// Read-path counters over the whole run (migration worlds), read paths
+    /// of crashed hosts included.
+    pub fn read_stats(&self) -> AccessorStats {
+        self.readers
+            .iter()
+            .flatten()
+            .fold(self.retired_read_stats, |total, reader| add_read_stats(total, reader.accessor().stats()))
+    }
+
     /// Every host: its index, whether it is up, and its durable state.
     pub fn hosts(&self) -> impl Iterator<Item = (u32, bool, &LocalStore)> {
         self.hosts.iter().enumerate().map(|(index, slot)| match slot {
@@ -546,6 +661,10 @@ impl World {
             NodeId::Host(index) => matches!(self.hosts.get(index as usize), Some(HostSlot::Up(_))),
             NodeId::Publisher(tenant) => self.publishers.get(&tenant).is_some_and(Option::is_some),
             NodeId::Activator => self.activator.is_some(),
+            NodeId::Operator => self.operator.is_some(),
+            NodeId::Backfiller => matches!(self.backfiller, Job::Up(_)),
+            NodeId::Verifier => matches!(self.verifier, Job::Up(_)),
+            NodeId::Reader(index) => self.readers.get(index as usize).is_some_and(Option::is_some),
         }
     }
 
@@ -555,7 +674,48 @@ impl World {
         nodes.extend((0..self.config.hosts).map(NodeId::Host));
         nodes.extend(self.publishers.keys().map(|tenant| NodeId::Publisher(*tenant)));
         nodes.push(NodeId::Activator);
+        if self.config.migration.is_some() {
+            nodes.push(NodeId::Operator);
+            if self.backfiller != Job::Absent {
+                nodes.push(NodeId::Backfiller);
+            }
+            if self.verifier != Job::Absent {
+                nodes.push(NodeId::Verifier);
+            }
+        }
         nodes
+    }
+
+    /// The migration's read paths, by host (`None` while the host is down).
+    pub fn readers(&self) -> impl Iterator<Item = (u32, Option<&Reader>)> {
+        self.readers.iter().enumerate().map(|(index, reader)| (index as u32, reader.as_deref()))
+    }
+
+    /// The migration operator, when up.
+    pub fn operator(&self) -> Option<&Operator> {
+        self.operator.as_deref()
+    }
+
+    /// The backfill job, when running.
+    pub fn backfiller(&self) -> Option<&Backfiller> {
+        match &self.backfiller {
+            Job::Up(job) => Some(job),
+            Job::Absent | Job::Down => None,
+        }
+    }
+
+    /// The verify job, when running.
+    pub fn verifier(&self) -> Option<&Verifier> {
+        match &self.verifier {
+            Job::Up(job) => Some(job),
+            Job::Absent | Job::Down => None,
+        }
+    }
+
+    /// The migration's configuration as the store holds it.
+    pub fn stored_phase(&self) -> PhaseConfig {
+        let entries: Vec<ReadEntry> = PhaseConfig::keys().iter().map(|key| self.store.read(key)).collect();
+        PhaseConfig::from_entries(&entries)
     }
 
     /// Whether `node` is cut off.
@@ -627,6 +787,14 @@ impl World {
                 self.isolated.insert(*node);
             }
             Action::Heal => self.isolated.clear(),
+            Action::Rollback { at } => {
+                self.advance(*at);
+                let now = self.now;
+                let operator = self.operator.as_mut().expect("a rollback is told to an operator that is up");
+                Arc::make_mut(operator).on_rollback(now);
+                self.drain_operator(&mut report);
+            }
+            Action::Corrupt { host, secret } => self.corrupt(*host, *secret, &mut report),
             Action::Submit { request, worker, operation, at } => {
                 self.advance(*at);
                 self.record_issue(*request, OperationKind::of(operation));
@@ -716,7 +884,12 @@ impl World {
     }
 
     fn deliver(&mut self, message: Message, id: MessageId, report: &mut StepReport) {
-        let cut = self.isolated.contains(&message.from) || self.isolated.contains(&message.to);
+        // A host's read path is cut off with its host.
+        let isolated = |node: NodeId| match node {
+            NodeId::Reader(index) => self.isolated.contains(&NodeId::Host(index)),
+            node => self.isolated.contains(&node),
+        };
+        let cut = isolated(message.from) || isolated(message.to);
         let stale = message.to_incarnation != self.incarnation(message.to);
         if cut || stale || !self.is_up(message.to) {
             report.lost.push(id);
@@ -753,8 +926,50 @@ impl World {
             (NodeId::Activator, Payload::Applied { host, cursors }) => {
                 self.activator_mut().on_host_applied(host, &cursors);
             }
+            (NodeId::Operator, Payload::StoreReply { tag, reply }) => {
+                self.operator_mut().on_store_reply(now, tag, reply);
+                self.drain_operator(report);
+            }
+            (NodeId::Backfiller, Payload::StoreReply { tag, reply }) => {
+                job_mut(&mut self.backfiller).on_store_reply(now, tag, reply);
+                self.drain_backfiller(report);
+            }
+            (NodeId::Verifier, Payload::StoreReply { tag, reply }) => {
+                job_mut(&mut self.verifier).on_store_reply(now, tag, reply);
+                self.drain_verifier(report);
+            }
+            (NodeId::Verifier, Payload::DigestReply { tag, digest }) => {
+                let NodeId::Host(host) = from else { panic!("a digest from {from:?}") };
+                let digests = Arc::make_mut(&mut self.digests);
+                for (secret, entry) in &digest {
+                    digests.insert((host, *secret), *entry);
+                }
+                job_mut(&mut self.verifier).on_digest(now, tag, digest);
+                self.drain_verifier(report);
+            }
+            (NodeId::Verifier, Payload::RepairReply { tag, replaced }) => {
+                job_mut(&mut self.verifier).on_repaired(now, tag, replaced);
+                self.drain_verifier(report);
+            }
+            (NodeId::Host(index), Payload::DigestRequest { tag, secrets }) => {
+                let digest = self.host(index).durable().digest(&secrets);
+                let payload = Payload::DigestReply { tag, digest };
+                report.sent.push(self.send_to_incarnation(NodeId::Host(index), from, from_incarnation, payload));
+            }
+            (NodeId::Host(index), Payload::RepairRequest { tag, secret, record }) => {
+                let replaced = self.host_mut(index).repair(secret, &record);
+                if replaced {
+                    let state = secret_state(&record);
+                    self.observe_all(&[Observation::Repaired { host: index, secret: secret.0, state }], report);
+                }
+                let payload = Payload::RepairReply { tag, replaced };
+                report.sent.push(self.send_to_incarnation(NodeId::Host(index), from, from_incarnation, payload));
+            }
+            (NodeId::Reader(index), Payload::StoreReply { tag, reply }) => {
+                self.on_reader_reply(index, tag, reply, report);
+            }
             (NodeId::Client, Payload::ClientAnswer { request, result }) => self.on_answer(request, &result, report),
-            (NodeId::Client, Payload::HostReadAnswer { request, .. }) => self.record_answer(request, true),
+            (NodeId::Client, Payload::HostReadAnswer { request, read }) => self.record_answer(request, read.is_ok()),
             (to, payload) => panic!("{to:?} cannot receive {payload:?}"),
         }
     }
@@ -767,12 +982,24 @@ impl World {
         request: StoreRequest,
         report: &mut StepReport,
     ) {
+        if let (StoreRequest::Scan { after, limit, .. }, Some(walk)) = (&request, walk_of(from)) {
+            let from = after.map_or(0, |key| match key {
+                Key::Secret(secret) => u64::from(secret.0) + 1,
+                other => panic!("a walk scans from {other:?}"),
+            });
+            let stored = match self.store.read(&Key::Bookmark(walk)).value {
+                Some(Value::Bookmark(value)) => value,
+                _ => 0,
+            };
+            let scan = Observation::WalkScan { walk: walk.0 as u8, from, stored, page_keys: *limit as u64 };
+            self.observe_all(&[scan], report);
+        }
         let reply = match request {
             // A commit is applied here rather than through `on_request` so the
             // properties can see its writes without copying the transaction.
             StoreRequest::Commit(transaction) => {
                 let outcome = Arc::make_mut(&mut self.store).commit(&transaction);
-                self.observe_commit(&transaction, &outcome, report);
+                self.observe_commit(from, &transaction, &outcome, report);
                 StoreReply::Commit(outcome)
             }
             request => Arc::make_mut(&mut self.store).on_request(request),
@@ -782,9 +1009,26 @@ impl World {
         report.sent.push(self.send_to_incarnation(NodeId::Store, from, from_incarnation, payload));
     }
 
-    fn observe_commit(&mut self, transaction: &Transaction, outcome: &CommitOutcome, report: &mut StepReport) {
+    fn observe_commit(
+        &mut self,
+        from: NodeId,
+        transaction: &Transaction,
+        outcome: &CommitOutcome,
+        report: &mut StepReport,
+    ) {
         let CommitOutcome::Committed { appended, commit } = outcome else { return };
         let mut observations = Vec::new();
+        if from == NodeId::Backfiller {
+            for write in &transaction.writes {
+                if let Write::Append(mutation) | Write::Outbox(mutation) = write {
+                    observations.push(Observation::BackfillEmitted {
+                        secret: mutation.secret.0,
+                        tenant: mutation.record.tenant.0,
+                        state: secret_state(&mutation.record),
+                    });
+                }
+            }
+        }
         for write in &transaction.writes {
             if let Write::Put(Key::Secret(secret), Value::Secret(record)) = write {
                 let state = secret_state(record);
@@ -811,7 +1055,21 @@ impl World {
                 state,
             });
         }
+        let phase_written = transaction
+            .writes
+            .iter()
+            .any(|write| matches!(write, Write::Put(key, _) | Write::Delete(key) if PhaseConfig::keys().contains(key)));
+        if phase_written {
+            let stored = self.stored_phase();
+            observations.push(Observation::PhaseStored {
+                phase: stored.phase.code() as u8,
+                since: stored.since.map(|since| since.0),
+            });
+        }
         self.observe_all(&observations, report);
+        if phase_written {
+            self.reconcile_jobs(report);
+        }
     }
 
     /// Delivers a poll reply to a host and tells the properties what moved.
@@ -855,13 +1113,47 @@ impl World {
 
     fn on_host_read(&mut self, index: u32, request: RequestId, secret: SecretId, report: &mut StepReport) {
         let read = self.host(index).read(secret);
+        if self.config.migration.is_some() {
+            let now = self.now;
+            self.reader_mut(index).on_read(now, request, secret, read);
+            self.drain_reader(index, Some(secret), report);
+            return;
+        }
         let found = match &read {
             LocalRead::Found(record) => Some(secret_state(record)),
             LocalRead::Missing => None,
         };
         self.observe_all(&[Observation::HostRead { host: index, secret: secret.0, found }], report);
-        let payload = Payload::HostReadAnswer { request, read };
+        let payload = Payload::HostReadAnswer { request, read: Ok(read) };
         report.sent.push(self.send(NodeId::Host(index), NodeId::Client, payload));
+    }
+
+    /// A store reply to host `index`'s read path: a read's answer (the reply
+    /// names the secret, whose local copy goes along for the shadow compare)
+    /// or a phase poll's.
+    fn on_reader_reply(&mut self, index: u32, tag: RequestTag, reply: StoreReply, report: &mut StepReport) {
+        let secret = match &reply {
+            StoreReply::Read(entries) => match entries.as_slice() {
+                [ReadEntry { key: Key::Secret(secret), .. }] => Some(*secret),
+                _ => None,
+            },
+            _ => None,
+        };
+        let local = secret.map_or(LocalRead::Missing, |secret| self.host(index).read(secret));
+        let now = self.now;
+        self.reader_mut(index).on_store_reply(now, tag, reply, local);
+        self.drain_reader(index, None, report);
+    }
+
+    /// A storage fault on host `host`'s entry of `secret` (a no-op on a down
+    /// host or an entry without content).
+    fn corrupt(&mut self, host: u32, secret: SecretId, report: &mut StepReport) {
+        if !self.is_up(NodeId::Host(host)) || !self.host_mut(host).flip_bit(secret) {
+            return;
+        }
+        let record = self.host(host).durable().record(secret).expect("a damaged entry exists");
+        let state = secret_state(record);
+        self.observe_all(&[Observation::Corrupted { host, secret: secret.0, state }], report);
     }
 
     /// The front door of worker `index`: asks the quota table about a client
@@ -954,6 +1246,22 @@ impl World {
                 self.activator_mut().on_timer(now);
                 self.drain_activator(report);
             }
+            NodeId::Operator => {
+                self.operator_mut().on_timer(now);
+                self.drain_operator(report);
+            }
+            NodeId::Backfiller => {
+                job_mut(&mut self.backfiller).on_timer(now);
+                self.drain_backfiller(report);
+            }
+            NodeId::Verifier => {
+                job_mut(&mut self.verifier).on_timer(now);
+                self.drain_verifier(report);
+            }
+            NodeId::Reader(index) => {
+                self.reader_mut(index).on_timer(now);
+                self.drain_reader(index, None, report);
+            }
             NodeId::Store | NodeId::Client => panic!("{node:?} has no timer"),
         }
     }
@@ -970,6 +1278,15 @@ impl World {
             NodeId::Host(index) => {
                 let durable = Arc::new(self.host(index).durable().clone());
                 self.hosts[index as usize] = HostSlot::Down(durable);
+                if let Some(reader) = self.readers.get_mut(index as usize) {
+                    // The read path dies with its host; its connections too.
+                    if let Some(reader) = reader.take() {
+                        self.retired_read_stats = add_read_stats(self.retired_read_stats, reader.accessor().stats());
+                    }
+                    self.timers.remove(&NodeId::Reader(index));
+                    report.timers_changed.push(NodeId::Reader(index));
+                    *self.incarnations.entry(NodeId::Reader(index)).or_default() += 1;
+                }
                 if let Some(activator) = &mut self.activator {
                     Arc::make_mut(activator).on_host_liveness(HostId(index), false);
                 }
@@ -979,7 +1296,10 @@ impl World {
                 self.publishers.insert(tenant, None);
             }
             NodeId::Activator => self.activator = None,
-            NodeId::Store | NodeId::Client => panic!("{node:?} does not crash"),
+            NodeId::Operator => self.operator = None,
+            NodeId::Backfiller => self.backfiller = Job::Down,
+            NodeId::Verifier => self.verifier = Job::Down,
+            NodeId::Reader(_) | NodeId::Store | NodeId::Client => panic!("{node:?} does not crash"),
         }
     }
 
@@ -1001,6 +1321,9 @@ impl World {
                 let host = Host::recover(HostId(index), self.config.host.clone(), durable, now)
                     .with_bugs(self.config.bugs.clone());
                 self.hosts[index as usize] = HostSlot::Up(Arc::new(host));
+                if self.config.migration.is_some() {
+                    self.start_reader(index, report);
+                }
                 if let Some(activator) = &mut self.activator {
                     Arc::make_mut(activator).on_host_liveness(HostId(index), true);
                 }
@@ -1033,7 +1356,28 @@ impl World {
                 self.activator = Some(Arc::new(activator));
                 self.drain_activator(report);
             }
-            NodeId::Store | NodeId::Client => panic!("{node:?} does not restart"),
+            NodeId::Operator => {
+                let migration = self.config.migration.as_ref().expect("an operator in a migration world");
+                let config = OperatorConfig {
+                    schedule: migration.schedule.clone(),
+                    request_timeout_ns: migration.request_timeout_ns,
+                    retry_delay_ns: migration.request_timeout_ns / 4,
+                };
+                self.operator = Some(Arc::new(Operator::new(config, now)));
+                self.drain_operator(report);
+            }
+            // A job stopped while it was down has nothing to restart.
+            NodeId::Backfiller => {
+                if self.backfiller == Job::Down {
+                    self.start_backfiller(report);
+                }
+            }
+            NodeId::Verifier => {
+                if self.verifier == Job::Down {
+                    self.start_verifier(report);
+                }
+            }
+            NodeId::Reader(_) | NodeId::Store | NodeId::Client => panic!("{node:?} does not restart"),
         }
     }
 
@@ -1101,6 +1445,184 @@ impl World {
                 }
             }
         }
+    }
+
+    fn drain_operator(&mut self, report: &mut StepReport) {
+        while let Some(output) = self.operator_mut().poll_output() {
+            match output {
+                OperatorOutput::Store { tag, request } => {
+                    let payload = Payload::StoreRequest { tag, request };
+                    report.sent.push(self.send(NodeId::Operator, NodeId::Store, payload));
+                }
+                OperatorOutput::Timer { deadline } => {
+                    self.timers.insert(NodeId::Operator, deadline);
+                    report.timers_changed.push(NodeId::Operator);
+                }
+                // The world learns phases from the store's commits, not from the operator's word.
+                OperatorOutput::Committed { .. } => {}
+            }
+        }
+    }
+
+    fn drain_backfiller(&mut self, report: &mut StepReport) {
+        while let Some(output) = job_mut(&mut self.backfiller).poll_output() {
+            match output {
+                BackfillOutput::Store { tag, request } => {
+                    let payload = Payload::StoreRequest { tag, request };
+                    report.sent.push(self.send(NodeId::Backfiller, NodeId::Store, payload));
+                }
+                BackfillOutput::Timer { deadline } => {
+                    self.timers.insert(NodeId::Backfiller, deadline);
+                    report.timers_changed.push(NodeId::Backfiller);
+                }
+                BackfillOutput::Done => {
+                    let since = self.stored_phase().since.expect("a backfill runs after t1 is stored");
+                    self.observe_all(&[Observation::BackfillDone { since: since.0 }], report);
+                }
+            }
+        }
+    }
+
+    fn drain_verifier(&mut self, report: &mut StepReport) {
+        while let Some(output) = job_mut(&mut self.verifier).poll_output() {
+            match output {
+                VerifyOutput::Store { tag, request } => {
+                    let payload = Payload::StoreRequest { tag, request };
+                    report.sent.push(self.send(NodeId::Verifier, NodeId::Store, payload));
+                }
+                VerifyOutput::Digest { tag, host, secrets } => {
+                    let payload = Payload::DigestRequest { tag, secrets };
+                    report.sent.push(self.send(NodeId::Verifier, NodeId::Host(host.0), payload));
+                }
+                VerifyOutput::Repair { tag, host, secret, record } => {
+                    let host_had = self
+                        .digests
+                        .get(&(host.0, secret))
+                        .copied()
+                        .flatten()
+                        .map(|entry| (entry.version.0, entry.checksum.map(|checksum| checksum.0)));
+                    let remote = secret_state(&record);
+                    let ordered = Observation::RepairOrdered { host: host.0, secret: secret.0, remote, host_had };
+                    self.observe_all(&[ordered], report);
+                    let payload = Payload::RepairRequest { tag, secret, record };
+                    report.sent.push(self.send(NodeId::Verifier, NodeId::Host(host.0), payload));
+                }
+                VerifyOutput::Timer { deadline } => {
+                    self.timers.insert(NodeId::Verifier, deadline);
+                    report.timers_changed.push(NodeId::Verifier);
+                }
+                VerifyOutput::Done => self.observe_all(&[Observation::VerifyDone], report),
+            }
+        }
+    }
+
+    /// Drains host `index`'s read path; `read` is the secret of the read it
+    /// was just handed, the only one it can answer from the local store at once.
+    fn drain_reader(&mut self, index: u32, read: Option<SecretId>, report: &mut StepReport) {
+        let node = NodeId::Reader(index);
+        while let Some(output) = self.reader_mut(index).poll_output() {
+            match output {
+                ReaderOutput::Store { tag, request } => {
+                    report.sent.push(self.send(node, NodeId::Store, Payload::StoreRequest { tag, request }));
+                }
+                ReaderOutput::Timer { deadline } => {
+                    self.timers.insert(node, deadline);
+                    report.timers_changed.push(node);
+                }
+                ReaderOutput::Answer { request, result, source } => {
+                    if source == Source::Local {
+                        let secret = read.expect("a local answer comes with its read");
+                        let found = match &result {
+                            Ok(LocalRead::Found(record)) => Some(secret_state(record)),
+                            Ok(LocalRead::Missing) | Err(_) => None,
+                        };
+                        self.observe_all(&[Observation::HostRead { host: index, secret: secret.0, found }], report);
+                    }
+                    let payload = Payload::HostReadAnswer { request, read: result };
+                    report.sent.push(self.send(NodeId::Host(index), NodeId::Client, payload));
+                }
+                ReaderOutput::Learned { phase } => {
+                    let learned = Observation::PhaseLearned { host: index, phase: phase.code() as u8 };
+                    self.observe_all(&[learned], report);
+                }
+            }
+        }
+    }
+
+    fn start_reader(&mut self, index: u32, report: &mut StepReport) {
+        let migration = self.config.migration.as_ref().expect("a read path in a migration world");
+        let polls = &migration.phase_poll_ns;
+        let phase_poll_ns = polls.get(index as usize).or(polls.last()).copied().unwrap_or(10_000_000);
+        let config = ReaderConfig { phase_poll_ns, request_timeout_ns: migration.request_timeout_ns };
+        let reader = Reader::new(config, self.now).with_bugs(self.config.bugs.clone());
+        self.readers[index as usize] = Some(Arc::new(reader));
+        self.drain_reader(index, None, report);
+    }
+
+    fn start_backfiller(&mut self, report: &mut StepReport) {
+        let migration = self.config.migration.as_ref().expect("a backfill in a migration world");
+        let since = self.stored_phase().since.expect("a backfill runs after t1 is stored");
+        let config = BackfillConfig {
+            bookmark: BACKFILL_BOOKMARK,
+            since,
+            mode: self.config.mode,
+            page_keys: migration.backfill_page_keys,
+            budget: migration.backfill_budget,
+            request_timeout_ns: migration.request_timeout_ns,
+        };
+        self.backfiller = Job::Up(Arc::new(Backfiller::new(config, self.now)));
+        self.drain_backfiller(report);
+    }
+
+    fn start_verifier(&mut self, report: &mut StepReport) {
+        let migration = self.config.migration.as_ref().expect("a verify in a migration world");
+        let config = VerifyConfig {
+            bookmark: VERIFY_BOOKMARK,
+            hosts: (0..self.config.hosts).map(HostId).collect(),
+            page_keys: migration.verify_page_keys,
+            budget: migration.verify_budget,
+            request_timeout_ns: migration.request_timeout_ns,
+            retry_delay_ns: migration.request_timeout_ns / 4,
+        };
+        self.verifier = Job::Up(Arc::new(Verifier::new(config, self.now)));
+        self.drain_verifier(report);
+    }
+
+    /// After the store committed a phase: the job of the stored phase starts
+    /// (if it is not running), the other stops; a stopped job's requests in
+    /// flight are answered to nobody.
+    fn reconcile_jobs(&mut self, report: &mut StepReport) {
+        let stored = self.stored_phase();
+        let backfill = stored.phase == Phase::Backfill && stored.since.is_some();
+        if backfill && self.backfiller == Job::Absent {
+            self.start_backfiller(report);
+        } else if !backfill && self.backfiller != Job::Absent {
+            self.backfiller = Job::Absent;
+            self.stop_job(NodeId::Backfiller, report);
+        }
+        let verify = stored.phase == Phase::Verify;
+        if verify && self.verifier == Job::Absent {
+            self.start_verifier(report);
+        } else if !verify && self.verifier != Job::Absent {
+            self.verifier = Job::Absent;
+            self.stop_job(NodeId::Verifier, report);
+        }
+    }
+
+    fn stop_job(&mut self, node: NodeId, report: &mut StepReport) {
+        if self.timers.remove(&node).is_some() {
+            report.timers_changed.push(node);
+        }
+        *self.incarnations.entry(node).or_default() += 1;
+    }
+
+    fn operator_mut(&mut self) -> &mut Operator {
+        Arc::make_mut(self.operator.as_mut().expect("the operator is down"))
+    }
+
+    fn reader_mut(&mut self, index: u32) -> &mut Reader {
+        let reader = self.readers[index as usize].as_mut().unwrap_or_else(|| panic!("reader {index} is down"));
+        Arc::make_mut(reader)
     }
 
     fn worker_mut(&mut self, index: u32) -> &mut Worker {
@@ -1174,7 +1696,30 @@ impl World {
         });
         let any_host_up = self.hosts.iter().any(|slot| matches!(slot, HostSlot::Up(_)));
         let none_creating = !any_host_up || !self.any_secret_creating();
-        workers_idle && clients_idle && outbox_empty && hosts_caught_up && none_creating
+        workers_idle && clients_idle && outbox_empty && hosts_caught_up && none_creating && self.migration_settled()
+    }
+
+    /// Whether the migration has nothing left to do: past its schedule, the
+    /// operator at its target, the running job finished, and every live
+    /// host's read path serving by the stored phase. True without a migration.
+    fn migration_settled(&self) -> bool {
+        let Some(migration) = &self.config.migration else { return true };
+        let stored = self.stored_phase();
+        let schedule_done = migration.schedule.last().is_none_or(|(at, _)| self.now >= *at);
+        let operator_idle = self.operator.as_ref().is_some_and(|operator| operator.target() == stored.phase)
+            && stored.since.is_some() == stored.phase.replicates();
+        let backfill_idle = match &self.backfiller {
+            Job::Absent => true,
+            Job::Up(job) => job.is_done(),
+            Job::Down => false,
+        };
+        let verify_idle = match &self.verifier {
+            Job::Absent => true,
+            Job::Up(job) => job.is_done(),
+            Job::Down => false,
+        };
+        let readers_learned = self.readers.iter().flatten().all(|reader| reader.phase() == Some(stored.phase));
+        schedule_done && operator_idle && backfill_idle && verify_idle && readers_learned
     }
 
     fn any_secret_creating(&self) -> bool {
@@ -1183,6 +1728,23 @@ impl World {
             .rows
             .iter()
             .any(|row| matches!(&row.value, Some(Value::Secret(record)) if record.lifecycle == Lifecycle::Creating))
+    }
+}
+
+/// The bookmark a node walks with, if it is a migration walk.
+fn walk_of(node: NodeId) -> Option<BookmarkId> {
+    match node {
+        NodeId::Backfiller => Some(BACKFILL_BOOKMARK),
+        NodeId::Verifier => Some(VERIFY_BOOKMARK),
+        _ => None,
+    }
+}
+
+/// The machine of a running job.
+fn job_mut<T: Clone>(job: &mut Job<T>) -> &mut T {
+    match job {
+        Job::Up(machine) => Arc::make_mut(machine),
+        Job::Absent | Job::Down => panic!("the job is not running"),
     }
 }
 
@@ -1212,6 +1774,20 @@ fn throttle_limits(quotas: &QuotaTableConfig) -> model::ThrottleLimits {
     limits
 }
 
+fn add_read_stats(left: AccessorStats, right: AccessorStats) -> AccessorStats {
+    AccessorStats {
+        local: left.local + right.local,
+        remote: left.remote + right.remote,
+        fallback_missing: left.fallback_missing + right.fallback_missing,
+        fallback_not_active: left.fallback_not_active + right.fallback_not_active,
+        fallback_damaged: left.fallback_damaged + right.fallback_damaged,
+        timeouts: left.timeouts + right.timeouts,
+        shadow_matches: left.shadow_matches + right.shadow_matches,
+        shadow_lagging: left.shadow_lagging + right.shadow_lagging,
+        shadow_mismatches: left.shadow_mismatches + right.shadow_mismatches,
+    }
+}
+
 fn add_stats(left: WorkerStats, right: WorkerStats) -> WorkerStats {
     WorkerStats {
         commits: left.commits + right.commits,
@@ -1221,17 +1797,33 @@ fn add_stats(left: WorkerStats, right: WorkerStats) -> WorkerStats {
     }
 }
 
-fn store_with_vaults(vaults: &[(VaultId, TenantId)], bugs: &Bugs) -> Store {
+/// The store at the start: the configured vaults and, in a migration world,
+/// the secrets written before replication existed (no events), spread over
+/// the vaults in turn.
+fn store_with_vaults(config: &WorldConfig, bugs: &Bugs) -> Store {
+    let vaults = &config.vaults;
     let mut store = Store::with_bugs(bugs.clone());
     if vaults.is_empty() {
         return store;
     }
-    let writes = vaults
+    let mut writes: Vec<Write> = vaults
         .iter()
         .map(|(vault, tenant)| {
             Write::Put(Key::Vault(*vault), Value::Vault(VaultRecord { tenant: *tenant, deleted: false }))
         })
         .collect();
+    let seeded = config.migration.as_ref().map_or(0, |migration| migration.seeded_secrets);
+    for secret in 0..seeded {
+        let (vault, tenant) = vaults[secret as usize % vaults.len()];
+        let record = SecretRecord {
+            tenant,
+            vault,
+            version: Version(1),
+            lifecycle: Lifecycle::Active,
+            content: Some(Content::new(format!("seeded secret {secret}").as_bytes())),
+        };
+        writes.push(Write::Put(Key::Secret(SecretId(secret)), Value::Secret(record)));
+    }
     let outcome = store.commit(&Transaction { reads: Vec::new(), writes });
     assert!(matches!(outcome, CommitOutcome::Committed { .. }), "setup commit failed: {outcome:?}");
     store
@@ -1259,6 +1851,11 @@ impl PartialEq for World {
             && self.hosts == other.hosts
             && self.publishers == other.publishers
             && self.activator == other.activator
+            && self.operator == other.operator
+            && self.backfiller == other.backfiller
+            && self.verifier == other.verifier
+            && self.readers == other.readers
+            && self.digests == other.digests
             && self.timers == other.timers
             && self.isolated == other.isolated
             && self.incarnations == other.incarnations
@@ -1266,6 +1863,7 @@ impl PartialEq for World {
             && self.properties == other.properties
             && self.front_door == other.front_door
             && self.retired_worker_stats == other.retired_worker_stats
+            && self.retired_read_stats == other.retired_read_stats
             && sorted_messages(&self.in_flight) == sorted_messages(&other.in_flight)
     }
 }
@@ -1280,6 +1878,11 @@ impl Hash for World {
         self.hosts.hash(state);
         self.publishers.hash(state);
         self.activator.hash(state);
+        self.operator.hash(state);
+        self.backfiller.hash(state);
+        self.verifier.hash(state);
+        self.readers.hash(state);
+        self.digests.hash(state);
         self.timers.hash(state);
         self.isolated.hash(state);
         self.incarnations.hash(state);
@@ -1287,6 +1890,7 @@ impl Hash for World {
         self.properties.hash(state);
         self.front_door.hash(state);
         self.retired_worker_stats.hash(state);
+        self.retired_read_stats.hash(state);
         sorted_messages(&self.in_flight).hash(state);
     }
 }

@@ -474,6 +474,8 @@ fn describe(world: &World, action: &Action) -> String {
         Action::Read { request, host, secret, at } => {
             format!("{} host-read req{} s{} at host{host}", time(*at), request.0, secret.0)
         }
+        Action::Rollback { at } => format!("{} rollback", time(*at)),
+        Action::Corrupt { host, secret } => format!("bit flip s{} at host{host}", secret.0),
     }
 }
 
@@ -489,6 +491,10 @@ fn node(node: NodeId) -> String {
         NodeId::Publisher(tenant) => format!("publisher{tenant}"),
         NodeId::Activator => "activator".to_string(),
         NodeId::Client => "client".to_string(),
+        NodeId::Operator => "operator".to_string(),
+        NodeId::Backfiller => "backfiller".to_string(),
+        NodeId::Verifier => "verifier".to_string(),
+        NodeId::Reader(index) => format!("reader{index}"),
     }
 }
 
@@ -547,5 +553,9 @@ fn payload(payload: &Payload) -> String {
             let cursors: Vec<String> = cursors.iter().map(|(tenant, seq)| format!("t{}@{}", tenant.0, seq.0)).collect();
             format!("applied [{}]", cursors.join(" "))
         }
+        Payload::DigestRequest { secrets, .. } => format!("digest of {} secrets", secrets.len()),
+        Payload::DigestReply { digest, .. } => format!("digest reply: {} entries", digest.len()),
+        Payload::RepairRequest { secret, record, .. } => format!("repair s{} v{}", secret.0, record.version.0),
+        Payload::RepairReply { replaced, .. } => format!("repair reply: replaced {replaced}"),
     }
 }
