@@ -6,14 +6,17 @@
 //! (small facts in this crate's own vocabulary) and feeds them, one step at a
 //! time, to a [`PropertyChecker`]; at the end of a run it hands over a
 //! [`View`] for the properties that are only checkable when the system is quiet
-//! (convergence). Every property has a stable [`PropertyId`], the same as in
-//! `specs/invariants.md`.
+//! (convergence). A world that runs a live migration also turns on the MIG
+//! properties ([`PropertyChecker::with_migration`]). Every property has a
+//! stable [`PropertyId`], the same as in `specs/invariants.md`.
 
+pub mod migration;
 pub mod properties;
 pub mod spec;
 pub mod throttle;
 pub mod view;
 
+pub use migration::MigrationChecker;
 pub use properties::{PropertyChecker, PropertyId, Violation};
 pub use throttle::{LimitShape, ThrottleChecker, ThrottleLimits};
 pub use view::{HostView, Lifecycle, Observation, SecretState, View};

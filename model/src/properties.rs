@@ -1,4 +1,6 @@
-//! The replication properties REP-1 … REP-9, checked incrementally.
+//! The replication properties REP-1 … REP-9, checked incrementally, and the
+//! migration properties MIG-1 … MIG-7 when the world migrates (see
+//! [`crate::migration`]).
 //!
 //! A [`PropertyChecker`] keeps the abstract history it needs (committed
 //! versions, log contents, each host's records and cursors, acknowledgements)
@@ -7,12 +9,23 @@
 //! [`PropertyChecker::check_quiescent`] checks what only holds once the system
 //! is healed and quiet (REP-4's completeness, REP-6, REP-8's durability).
 //!
+//! Three rules make room for a live migration, whether or not its checker is
+//! on. A commit made without replication (`Committed { replicated: false }`)
+//! owes the log no event. A backfill emission (`BackfillEmitted`) lets exactly
+//! one later append of that (secret, version) through even if it was appended
+//! before, as long as it does not go below the last version of that secret in
+//! the partition: a later migration epoch emits again what an earlier one did.
+//! And a host entry damaged by a storage fault (`Corrupted`) is no fabrication
+//! while the host merely reports it unchanged (`HostHolds` after an apply that
+//! changed nothing); serving it to a client still is.
+//!
 //! The checker observes; it never steers. A violation is returned, with the
 //! property's stable ID and a sentence saying what broke.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
+use crate::migration::MigrationChecker;
 use crate::throttle::{ThrottleChecker, ThrottleLimits};
 use crate::view::{Lifecycle, Observation, SecretState, View};
 
@@ -48,11 +61,32 @@ pub enum PropertyId {
     /// A tenant within its own quota is not throttled while service capacity
     /// remains (another tenant's burst does not starve it).
     Thr2,
+    /// A backfill emission carries the secret's latest committed record: it
+    /// never overrides a live event.
+    Mig1,
+    /// When the backfiller reports done, every secret older than `t1` and not
+    /// deleted is on every live host once it caught up.
+    Mig2,
+    /// Backfiller and verifier resume from their bookmark, skip nothing and
+    /// redo at most one bookmark interval.
+    Mig3,
+    /// The verifier reports a mismatch only for the same version with another
+    /// checksum; its repairs never regress a host.
+    Mig4,
+    /// Every corruption injected ahead of the verify walk is repaired before
+    /// verification completes.
+    Mig5,
+    /// After switchover no read answers NotFound (or not-yet-Active) for a
+    /// secret `Active` at the remote store.
+    Mig6,
+    /// Outside switchover no read is answered from a host's local store, so a
+    /// rollback serves nothing the previous phase would not.
+    Mig7,
 }
 
 impl PropertyId {
     /// Every property, in catalogue order.
-    pub const ALL: [PropertyId; 12] = [
+    pub const ALL: [PropertyId; 19] = [
         PropertyId::Rep1,
         PropertyId::Rep2,
         PropertyId::Rep3,
@@ -65,6 +99,13 @@ impl PropertyId {
         PropertyId::Ref1,
         PropertyId::Thr1,
         PropertyId::Thr2,
+        PropertyId::Mig1,
+        PropertyId::Mig2,
+        PropertyId::Mig3,
+        PropertyId::Mig4,
+        PropertyId::Mig5,
+        PropertyId::Mig6,
+        PropertyId::Mig7,
     ];
 
     /// The stable ID, e.g. `"REP-4"`.
@@ -82,6 +123,13 @@ impl PropertyId {
             PropertyId::Ref1 => "REF-1",
             PropertyId::Thr1 => "THR-1",
             PropertyId::Thr2 => "THR-2",
+            PropertyId::Mig1 => "MIG-1",
+            PropertyId::Mig2 => "MIG-2",
+            PropertyId::Mig3 => "MIG-3",
+            PropertyId::Mig4 => "MIG-4",
+            PropertyId::Mig5 => "MIG-5",
+            PropertyId::Mig6 => "MIG-6",
+            PropertyId::Mig7 => "MIG-7",
         }
     }
 
@@ -112,12 +160,17 @@ impl fmt::Display for Violation {
     }
 }
 
-/// The incremental checker of REP-1 … REP-9, and of THR-1 and THR-2 when it
-/// was given the throttling limits. See the module documentation.
+/// The incremental checker of REP-1 … REP-9, of THR-1 and THR-2 when it was
+/// given the throttling limits, and of MIG-1 … MIG-7 when the world migrates.
+/// See the module documentation.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct PropertyChecker {
     /// Every committed (secret, version) and its record.
     committed: BTreeMap<(u32, u64), SecretState>,
+    /// Every (secret, version) committed without its replication event.
+    unreplicated: BTreeSet<(u32, u64)>,
+    /// Backfill emissions of each (secret, version) not yet appended.
+    backfill_credits: BTreeMap<(u32, u64), u32>,
     /// The latest committed record of each secret.
     latest: BTreeMap<u32, SecretState>,
     /// Each partition's events: (secret, record).
@@ -128,6 +181,9 @@ pub struct PropertyChecker {
     appended: BTreeSet<(u32, u64)>,
     /// Each host's records as last observed (survive crashes).
     host_records: BTreeMap<u32, BTreeMap<u32, SecretState>>,
+    /// Host entries a storage fault damaged, by (host, secret), until repaired
+    /// or replaced.
+    damaged: BTreeMap<(u32, u32), SecretState>,
     /// Each host's cursors as last observed.
     host_cursors: BTreeMap<u32, BTreeMap<u32, u64>>,
     /// Hosts currently up.
@@ -143,6 +199,8 @@ pub struct PropertyChecker {
     acknowledged: BTreeMap<u32, u64>,
     /// THR-1 and THR-2, when the world throttles (see [`crate::throttle`]).
     throttle: Option<ThrottleChecker>,
+    /// MIG-1 … MIG-7, when the world migrates (see [`crate::migration`]).
+    migration: Option<MigrationChecker>,
 }
 
 impl PropertyChecker {
@@ -161,23 +219,60 @@ impl PropertyChecker {
         PropertyChecker { throttle: Some(ThrottleChecker::new(limits)), ..self }
     }
 
+    /// The same checker, also judging MIG-1 … MIG-7 for a world that runs a
+    /// live migration of its cell, starting in phase `Off`; REP-6's quiet
+    /// convergence is then required only from phase `Verify` on. Call it before
+    /// the first observation.
+    pub fn with_migration(self) -> PropertyChecker {
+        let hosts: Vec<u32> = self.host_records.keys().copied().collect();
+        PropertyChecker { migration: Some(MigrationChecker::new(&hosts)), ..self }
+    }
+
+    /// The migration checker, when the world migrates.
+    pub fn migration(&self) -> Option<&MigrationChecker> {
+        self.migration.as_ref()
+    }
+
+    /// Whether two hosts ever served by different migration phases at once
+    /// (MIG-8's condition); false when the world does not migrate.
+    pub fn mixed_phases_seen(&self) -> bool {
+        self.migration.as_ref().is_some_and(MigrationChecker::mixed_phases_seen)
+    }
+
     /// Checks one observation and records it; returns the violations it shows.
     pub fn observe(&mut self, observation: &Observation) -> Vec<Violation> {
         let mut violations = Vec::new();
         match observation {
-            Observation::Committed { secret, state, .. } => self.on_committed(*secret, *state, &mut violations),
+            Observation::Committed { secret, state, commit, replicated, .. } => {
+                self.on_committed(*secret, *state, &mut violations);
+                if !replicated {
+                    self.unreplicated.insert((*secret, state.version));
+                }
+                if let Some(migration) = &mut self.migration {
+                    migration.on_committed(*secret, *state, *commit);
+                }
+            }
             Observation::Appended { tenant, seq, secret, state } => {
                 self.on_appended(*tenant, *seq, *secret, *state, &mut violations);
             }
             Observation::HostHolds { host, secret, state } => {
                 self.on_host_holds(*host, *secret, *state, &mut violations);
+                if let Some(migration) = &mut self.migration {
+                    migration.on_host_holds(*host, *secret, *state);
+                }
             }
             Observation::HostCursor { host, tenant, seq } => {
                 self.on_host_cursor(*host, *tenant, *seq, &mut violations);
+                if let Some(migration) = &mut self.migration {
+                    migration.on_host_cursor(*host, *tenant, *seq, self.host_records.get(host), &mut violations);
+                }
             }
             Observation::HostCrashed { host } => {
                 self.live.remove(host);
                 self.recovering.remove(host);
+                if let Some(migration) = &mut self.migration {
+                    migration.on_host_crashed(*host);
+                }
             }
             Observation::HostRestarted { host, records, cursors } => {
                 self.on_host_restarted(*host, records, cursors, &mut violations);
@@ -187,6 +282,9 @@ impl PropertyChecker {
             }
             Observation::HostRead { host, secret, found } => {
                 self.on_host_read(*host, *secret, *found, &mut violations);
+                if let Some(migration) = &self.migration {
+                    migration.on_host_read(*host, *secret, *found, &mut violations);
+                }
             }
             Observation::HostStranded { host } => violations.push(violation(
                 PropertyId::Rep6,
@@ -204,18 +302,73 @@ impl PropertyChecker {
                     format!("tenant {tenant} was throttled at {at_ns} ns, but no limit is configured"),
                 )),
             },
-            // Judged by the migration properties (not yet wired in).
-            Observation::BackfillEmitted { .. }
-            | Observation::PhaseStored { .. }
+            Observation::BackfillEmitted { secret, state, .. } => {
+                *self.backfill_credits.entry((*secret, state.version)).or_default() += 1;
+                if let Some(migration) = &self.migration {
+                    migration.on_backfill_emitted(*secret, *state, &mut violations);
+                }
+            }
+            Observation::Corrupted { host, secret, state } => self.on_corrupted(*host, *secret, *state),
+            Observation::Repaired { host, secret, state } => {
+                self.on_repaired(*host, *secret, *state, &mut violations);
+            }
+            Observation::PhaseStored { .. }
             | Observation::PhaseLearned { .. }
             | Observation::WalkScan { .. }
             | Observation::BackfillDone { .. }
             | Observation::RepairOrdered { .. }
-            | Observation::Corrupted { .. }
-            | Observation::Repaired { .. }
-            | Observation::VerifyDone => {}
+            | Observation::VerifyDone => self.observe_migration(observation, &mut violations),
         }
         violations
+    }
+
+    /// The observations only the migration properties judge.
+    fn observe_migration(&mut self, observation: &Observation, out: &mut Vec<Violation>) {
+        let Some(migration) = &mut self.migration else {
+            return;
+        };
+        match observation {
+            Observation::PhaseStored { phase, .. } => migration.on_phase_stored(*phase),
+            Observation::PhaseLearned { host, phase } => migration.on_phase_learned(*host, *phase),
+            Observation::WalkScan { walk, from, stored, page_keys } => {
+                migration.on_walk_scan(*walk, *from, *stored, *page_keys, out);
+            }
+            Observation::BackfillDone { since } => {
+                let heads: BTreeMap<u32, u64> =
+                    self.partitions.iter().map(|(tenant, events)| (*tenant, events.len() as u64)).collect();
+                migration.on_backfill_done(*since, &self.live, &heads, &self.host_cursors, &self.host_records, out);
+            }
+            Observation::RepairOrdered { host, secret, remote, host_had } => {
+                migration.on_repair_ordered(*host, *secret, *remote, *host_had, out);
+            }
+            Observation::VerifyDone => migration.on_verify_done(out),
+            _ => {}
+        }
+    }
+
+    /// A storage fault damaged `host`'s entry: it is the host's record now,
+    /// and REP-1 excuses the host reporting it unchanged until it is repaired
+    /// or replaced. Damage that left the entry as committed (nothing to flip)
+    /// is no damage.
+    fn on_corrupted(&mut self, host: u32, secret: u32, state: SecretState) {
+        self.host_records.entry(host).or_default().insert(secret, state);
+        if self.committed.get(&(secret, state.version)) != Some(&state) {
+            self.damaged.insert((host, secret), state);
+            if let Some(migration) = &mut self.migration {
+                migration.on_corrupted(host, secret, state);
+            }
+        }
+    }
+
+    /// A repair replaced `host`'s entry: REP-1/2/3 judge it like an apply,
+    /// and MIG-4 says it must not move the host back.
+    fn on_repaired(&mut self, host: u32, secret: u32, state: SecretState, out: &mut Vec<Violation>) {
+        let held = self.host_records.get(&host).and_then(|records| records.get(&secret)).copied();
+        self.damaged.remove(&(host, secret));
+        self.on_host_holds(host, secret, state, out);
+        if let Some(migration) = &mut self.migration {
+            migration.on_repaired(host, secret, state, held, out);
+        }
     }
 
     fn on_committed(&mut self, secret: u32, state: SecretState, violations: &mut Vec<Violation>) {
@@ -264,23 +417,72 @@ impl PropertyChecker {
         if seq != expected_seq {
             out.push(violation(PropertyId::Rep4, format!("partition {tenant} got seq {seq}, expected {expected_seq}")));
         }
+        let key = (secret, state.version);
         let last_version = self.last_appended.insert((tenant, secret), state.version);
-        if let Some(last) = last_version.filter(|last| *last >= state.version) {
-            out.push(violation(
-                PropertyId::Rep4,
-                format!("partition {tenant} carries secret {secret} at version {} after version {last}", state.version),
-            ));
+        // A live event: strictly newer, of a replicated commit, appended once.
+        // Without migration every append is one.
+        let live_event = last_version.is_none_or(|last| last < state.version)
+            && !self.appended.contains(&key)
+            && !self.unreplicated.contains(&key);
+        let credit = self.backfill_credits.get_mut(&key).filter(|_| !live_event);
+        if let Some(credit) = credit {
+            // A backfill emission: it may repeat the last version, never go below it.
+            *credit -= 1;
+            if *credit == 0 {
+                self.backfill_credits.remove(&key);
+            }
+            if let Some(last) = last_version.filter(|last| *last > state.version) {
+                out.push(violation(
+                    PropertyId::Rep4,
+                    format!(
+                        "partition {tenant} carries a backfill emission of secret {secret} at version {} after \
+                         version {last}",
+                        state.version
+                    ),
+                ));
+            }
+        } else {
+            if let Some(last) = last_version.filter(|last| *last >= state.version) {
+                out.push(violation(
+                    PropertyId::Rep4,
+                    format!(
+                        "partition {tenant} carries secret {secret} at version {} after version {last}",
+                        state.version
+                    ),
+                ));
+            }
+            if self.appended.contains(&key) {
+                out.push(violation(
+                    PropertyId::Rep4,
+                    format!("secret {secret} version {} appended twice", state.version),
+                ));
+            } else if self.unreplicated.contains(&key) {
+                out.push(violation(
+                    PropertyId::Rep4,
+                    format!(
+                        "partition {tenant} carries secret {secret} at version {}, committed without a replication \
+                         event and not emitted by a backfill: a fabricated event",
+                        state.version
+                    ),
+                ));
+            }
         }
-        if !self.appended.insert((secret, state.version)) {
-            out.push(violation(PropertyId::Rep4, format!("secret {secret} version {} appended twice", state.version)));
-        }
+        self.appended.insert(key);
         partition.push((secret, state));
         self.first_event.entry(secret).or_insert((tenant, seq));
         self.check_committed(secret, state, "the log", out);
     }
 
     fn on_host_holds(&mut self, host: u32, secret: u32, state: SecretState, out: &mut Vec<Violation>) {
-        self.check_committed(secret, state, &format!("host {host}"), out);
+        match self.damaged.get(&(host, secret)) {
+            // The world reports the damaged entry unchanged after an apply
+            // that did not replace it: the fault is not a fabrication.
+            Some(damaged) if *damaged == state => {}
+            _ => {
+                self.damaged.remove(&(host, secret));
+                self.check_committed(secret, state, &format!("host {host}"), out);
+            }
+        }
         let records = self.host_records.entry(host).or_default();
         if let Some(previous) = records.get(&secret) {
             if state.version < previous.version {
@@ -332,7 +534,14 @@ impl PropertyChecker {
             }
         }
         for (secret, state) in &recovered {
-            self.check_committed(*secret, *state, &format!("host {host} after its restart"), out);
+            if self.damaged.get(&(host, *secret)) != Some(state) {
+                self.check_committed(*secret, *state, &format!("host {host} after its restart"), out);
+            }
+        }
+        self.damaged
+            .retain(|(damaged_host, secret), damaged| *damaged_host != host || recovered.get(secret) == Some(damaged));
+        if let Some(migration) = &mut self.migration {
+            migration.on_host_restarted(host, &recovered);
         }
         self.host_records.insert(host, recovered);
         self.host_cursors.insert(host, BTreeMap::new());
@@ -447,19 +656,22 @@ impl PropertyChecker {
     }
 
     /// Checks the properties that hold once the system is healed and quiet:
-    /// every committed mutation is in the log (REP-4), every live host equals
-    /// the remote store (REP-6), and every acknowledged write survives (REP-8).
+    /// every mutation committed with its replication event is in the log
+    /// (REP-4), every live host equals the remote store (REP-6; in a migrating
+    /// world only once the stored phase is `Verify` or later), and every
+    /// acknowledged write survives (REP-8).
     pub fn check_quiescent(&self, view: &View) -> Vec<Violation> {
         let mut out = Vec::new();
-        for (secret, version) in self.committed.keys() {
-            if !self.appended.contains(&(*secret, *version)) {
+        for key @ (secret, version) in self.committed.keys() {
+            if !self.appended.contains(key) && !self.unreplicated.contains(key) {
                 out.push(violation(
                     PropertyId::Rep4,
                     format!("secret {secret} version {version} committed but never reached the log"),
                 ));
             }
         }
-        for (host, host_view) in view.hosts.iter().filter(|(_, host_view)| host_view.live) {
+        let converges = self.migration.as_ref().is_none_or(MigrationChecker::requires_convergence);
+        for (host, host_view) in view.hosts.iter().filter(|(_, host_view)| converges && host_view.live) {
             if host_view.records != view.remote {
                 let differing = first_difference(&host_view.records, &view.remote);
                 out.push(violation(
