@@ -17,8 +17,8 @@
 //!   most one page of secrets behind it.
 //! * **MIG-4**: a repair is ordered only for a host entry of the store's version
 //!   with another checksum, and a repair never moves a host back.
-//! * **MIG-5**: a corruption injected before the verify walk passed its secret
-//!   is repaired (or replaced) before the verifier reports done.
+//! * **MIG-5**: a corruption injected before the verify pass began is
+//!   repaired (or replaced) before the verifier reports done.
 //! * **MIG-6**: a local answer is never NotFound or `Creating` for a secret
 //!   `Active` at the store.
 //! * **MIG-7**: a host answers from its local store only while it serves by
@@ -67,8 +67,10 @@ pub struct MigrationChecker {
     learned: BTreeMap<u32, u8>,
     /// Whether two hosts ever served by different phases at once.
     mixed_phases_seen: bool,
-    /// The verify walk's stored bookmark at its last scan in this epoch.
-    verify_position: u64,
+    /// Whether the verify walk has scanned in this epoch. A corruption
+    /// injected after that may land in a page already compared and not yet
+    /// bookmarked, where a correct verifier cannot see it.
+    verify_started: bool,
     /// MIG-2 checks waiting for each host to catch up.
     catch_ups: BTreeMap<u32, Vec<CatchUp>>,
     /// Corruptions the verifier must repair, by (host, secret): the damaged entry.
@@ -126,7 +128,7 @@ impl MigrationChecker {
     pub(crate) fn on_phase_stored(&mut self, phase: u8) {
         self.stored_phase = phase;
         if phase == OFF {
-            self.verify_position = 0;
+            self.verify_started = false;
         }
     }
 
@@ -164,7 +166,7 @@ impl MigrationChecker {
             }
         }
         if walk == VERIFY_WALK {
-            self.verify_position = stored;
+            self.verify_started = true;
         }
     }
 
@@ -291,10 +293,10 @@ impl MigrationChecker {
         self.outstanding.remove(&(host, secret));
     }
 
-    /// MIG-5: a corruption of a secret the verify walk has not passed yet
-    /// waits to be repaired.
+    /// MIG-5: a corruption injected before the verify pass began waits to be
+    /// repaired.
     pub(crate) fn on_corrupted(&mut self, host: u32, secret: u32, state: SecretState) {
-        if self.verify_position <= u64::from(secret) {
+        if !self.verify_started {
             self.outstanding.insert((host, secret), state);
         }
     }
@@ -320,7 +322,7 @@ impl MigrationChecker {
                 PropertyId::Mig5,
                 format!(
                     "the verifier reported done while host {host}'s secret {secret} still holds the corrupted \
-                     entry {damaged:?}, injected before the walk passed it"
+                     entry {damaged:?}, injected before the verify pass began"
                 ),
             ));
         }

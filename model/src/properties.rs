@@ -658,7 +658,8 @@ impl PropertyChecker {
     /// Checks the properties that hold once the system is healed and quiet:
     /// every mutation committed with its replication event is in the log
     /// (REP-4), every live host equals the remote store (REP-6; in a migrating
-    /// world only once the stored phase is `Verify` or later), and every
+    /// world only once the stored phase is `Verify` or later; an entry a
+    /// storage fault damaged at the store's version counts as converged), and every
     /// acknowledged write survives (REP-8).
     pub fn check_quiescent(&self, view: &View) -> Vec<Violation> {
         let mut out = Vec::new();
@@ -672,8 +673,22 @@ impl PropertyChecker {
         }
         let converges = self.migration.as_ref().is_none_or(MigrationChecker::requires_convergence);
         for (host, host_view) in view.hosts.iter().filter(|(_, host_view)| converges && host_view.live) {
-            if host_view.records != view.remote {
-                let differing = first_difference(&host_view.records, &view.remote);
+            // A damaged entry at the store's version has converged as far as
+            // replication goes; storage damage is MIG-5's to judge.
+            let records: BTreeMap<u32, SecretState> = host_view
+                .records
+                .iter()
+                .map(|(secret, state)| {
+                    let remote = view.remote.get(secret);
+                    let damaged = self.damaged.get(&(*host, *secret)) == Some(state);
+                    match remote {
+                        Some(remote) if damaged && remote.version == state.version => (*secret, *remote),
+                        _ => (*secret, *state),
+                    }
+                })
+                .collect();
+            if records != view.remote {
+                let differing = first_difference(&records, &view.remote);
                 out.push(violation(
                     PropertyId::Rep6,
                     format!("host {host} did not converge: secret {differing:?} differs from the remote store"),

@@ -519,7 +519,10 @@ impl World {
             isolated: BTreeSet::new(),
             incarnations: BTreeMap::new(),
             history: Arc::new(BTreeMap::new()),
-            properties: Arc::new(PropertyChecker::new(&host_ids)),
+            properties: Arc::new(match &config.migration {
+                Some(_) => PropertyChecker::new(&host_ids).with_migration(),
+                None => PropertyChecker::new(&host_ids),
+            }),
             front_door: None,
             retired_worker_stats: WorkerStats::default(),
             retired_read_stats: AccessorStats::default(),
