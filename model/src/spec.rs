@@ -4,12 +4,25 @@
 //!
 //! State: the remote store's version of each secret (and whether it is
 //! deleted), the outbox rows not yet published (async mode), each log
-//! partition, and each host's records, cursors and liveness.
+//! partition, each host's records, cursors and liveness, and whether
+//! replication is on (the stored migration phase replicates).
 //!
 //! Actions: a commit of a secret (sync mode appends to its partition in the
 //! same step; async mode adds an outbox row), a publish of the oldest outbox
 //! rows of a partition, a host applying the next events of a partition, a host
 //! crash and restart.
+//!
+//! With live migration ([`ReplicationSpec::with_migration`]) three more: the
+//! stored phase switching replication on or off, a commit without an event
+//! (only while replication is off; a commit with an event stays allowed in
+//! every phase, as the activator's are), and a backfill emission of a secret's
+//! current remote record (sync: an append to its partition; async: an outbox
+//! row). A backfill may emit again a record already in the log (after a
+//! rollback to `Off` and a new migration), so hosts now meet stale events:
+//! an apply of an event not newer than the host's record moves only the
+//! cursor. The verifier's repairs and storage faults keep a host entry's
+//! version and lifecycle, so they are no step of this spec (stutters), and
+//! the operator's phase commits change nothing here but `replicating`.
 //!
 //! Two uses, two kinds of rules:
 //! * [`ReplicationSpec`] as a stateright [`Model`]: [`Model::actions`] enables
@@ -26,10 +39,12 @@
 //! an empty one, a missing cursor is 0. The model itself never stores an empty
 //! outbox partition, so equal states hash equal.
 //!
-//! Not modelled: a stale event (one not newer than the host's record) never
-//! occurs here, because each partition holds a secret's versions in increasing
-//! order and a host applies them in order; stale events come from backfill and
-//! repairs, which this spec does not describe.
+//! Stale events (not newer than the host's record): without migration they
+//! never occur, because each partition holds a secret's versions in
+//! increasing order and a host applies them in order. With migration a
+//! backfill re-emission is one; a partition still never holds a secret's
+//! record older than an earlier entry of it, because a backfill carries the
+//! remote's current record.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -80,8 +95,8 @@ impl SpecHost {
     }
 }
 
-/// The spec's state.
-#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// The spec's state. The default state is empty, with replication on.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct SpecState {
     /// The remote store's record of each secret.
     pub remote: BTreeMap<u32, SpecRecord>,
@@ -91,6 +106,21 @@ pub struct SpecState {
     pub log: BTreeMap<u32, Vec<(u32, SpecRecord)>>,
     /// Every host.
     pub hosts: BTreeMap<u32, SpecHost>,
+    /// Whether a commit must emit its event: always without migration; with
+    /// it, whether the stored phase replicates (absent: `Off`, it does not).
+    pub replicating: bool,
+}
+
+impl Default for SpecState {
+    fn default() -> SpecState {
+        SpecState {
+            remote: BTreeMap::new(),
+            outbox: BTreeMap::new(),
+            log: BTreeMap::new(),
+            hosts: BTreeMap::new(),
+            replicating: true,
+        }
+    }
 }
 
 impl SpecState {
@@ -117,6 +147,8 @@ trait StateView {
     fn outbox_rows(&self, tenant: u32) -> &[(u32, SpecRecord)];
     /// The host `host`.
     fn host(&self, host: u32) -> Option<&SpecHost>;
+    /// Whether replication is on.
+    fn replicating(&self) -> bool;
 }
 
 impl StateView for SpecState {
@@ -134,6 +166,10 @@ impl StateView for SpecState {
 
     fn host(&self, host: u32) -> Option<&SpecHost> {
         self.hosts.get(&host)
+    }
+
+    fn replicating(&self) -> bool {
+        self.replicating
     }
 }
 
@@ -156,6 +192,8 @@ pub struct SpecJournal {
     log: Vec<(u32, usize)>,
     /// The hosts the step overwrote.
     hosts: Vec<(u32, Option<SpecHost>)>,
+    /// Whether replication was on before the step, if the step set it.
+    replicating: Option<bool>,
 }
 
 impl SpecJournal {
@@ -175,6 +213,7 @@ impl SpecJournal {
         self.outbox.clear();
         self.log.clear();
         self.hosts.clear();
+        self.replicating = None;
     }
 
     /// Sets the remote record of `secret`.
@@ -216,6 +255,12 @@ impl SpecJournal {
         }
     }
 
+    /// Sets whether replication is on (the stored phase replicates).
+    pub fn set_replicating(&mut self, replicating: bool) {
+        let old = std::mem::replace(&mut self.state.replicating, replicating);
+        self.replicating.get_or_insert(old);
+    }
+
     /// The state before the current step.
     fn before(&self) -> JournalBefore<'_> {
         JournalBefore { journal: self }
@@ -255,6 +300,10 @@ impl StateView for JournalBefore<'_> {
             Some((_, old)) => old.as_ref(),
             None => self.journal.state.hosts.get(&host),
         }
+    }
+
+    fn replicating(&self) -> bool {
+        self.journal.replicating.unwrap_or(self.journal.state.replicating)
     }
 }
 
@@ -304,6 +353,28 @@ pub enum SpecAction {
         /// The host.
         host: u32,
     },
+    /// The stored migration phase switches replication on or off (migration
+    /// only; a phase change that keeps it is no step here).
+    Phase {
+        /// Whether replication is on after the step.
+        replicating: bool,
+    },
+    /// Commit the next version of `secret` without a replication event: no
+    /// log append, no outbox row (migration only, while replication is off).
+    CommitWithoutEvent {
+        /// The secret written.
+        secret: u32,
+        /// Whether the commit deletes the secret.
+        delete: bool,
+    },
+    /// Emit the remote's current record of `secret` again, as a backfill does:
+    /// appended to its partition's log (sync) or as an outbox row (async);
+    /// the remote is unchanged (migration only). A backfill page that emits
+    /// several secrets is several of these steps.
+    Backfill {
+        /// The secret emitted.
+        secret: u32,
+    },
 }
 
 /// The replication spec: its parameters, and its rules as a stateright
@@ -322,6 +393,13 @@ pub struct ReplicationSpec {
     /// (0 disables crashes). A crash leaves nothing behind but the host being
     /// down, so this bounds the crashes without counting them in the state.
     pub hosts_down_max: u32,
+    /// Whether a live migration runs: the phase switches, commits without an
+    /// event and backfill emissions are steps, and the initial state has
+    /// replication off. Without it the spec is the one of a replicated cell.
+    /// The exhaustive check bounds backfills too: a secret is emitted only
+    /// while its partition (log and outbox) holds fewer than
+    /// `versions_per_secret_max` entries of it.
+    pub migration: bool,
 }
 
 /// Name of the "sometimes" property: every up host equals the remote store,
@@ -331,6 +409,12 @@ pub const CONVERGED: &str = "converged";
 pub const HOST_HOLDS_TOMBSTONE: &str = "a host holds a tombstone";
 /// Name of the "sometimes" property: a down host misses a committed version.
 pub const DOWN_HOST_LAGS: &str = "a down host lags the remote";
+/// Name of the "sometimes" property (migration only): a partition holds a
+/// backfill's re-emission, an entry equal to the previous entry of its secret.
+pub const BACKFILL_REEMITTED: &str = "a backfill re-emitted a secret's latest record";
+/// Name of the "sometimes" property (migration only): a host's cursor passed a
+/// re-emission, a stale event for every host that applied the entry before it.
+pub const HOST_PASSED_STALE_EVENT: &str = "a host passed a stale event";
 
 impl ReplicationSpec {
     /// Default of [`ReplicationSpec::versions_per_secret_max`].
@@ -347,7 +431,13 @@ impl ReplicationSpec {
             host_count,
             versions_per_secret_max: Self::VERSIONS_PER_SECRET_MAX_DEFAULT,
             hosts_down_max: Self::HOSTS_DOWN_MAX_DEFAULT,
+            migration: false,
         }
+    }
+
+    /// The same spec with a live migration: see [`ReplicationSpec::migration`].
+    pub fn with_migration(self) -> Self {
+        ReplicationSpec { migration: true, ..self }
     }
 
     /// The same spec with other bounds for the exhaustive check.
@@ -416,8 +506,44 @@ impl ReplicationSpec {
                 }
                 entry.up = !crash;
             }
+            SpecAction::Phase { replicating } => {
+                self.require_migration(action)?;
+                if state.replicating == replicating {
+                    let now = if replicating { "on" } else { "off" };
+                    return Err(format!("replication is already {now}"));
+                }
+                next.replicating = replicating;
+            }
+            SpecAction::CommitWithoutEvent { secret, delete } => {
+                self.require_migration(action)?;
+                if state.replicating {
+                    return Err(format!("secret {secret}: a commit emits its event while the stored phase replicates"));
+                }
+                let record = self.commit_record(state, secret, delete)?;
+                next.remote.insert(secret, record);
+            }
+            SpecAction::Backfill { secret } => {
+                self.require_migration(action)?;
+                let tenant = self.tenant_of(secret)?;
+                let &record =
+                    state.remote.get(&secret).ok_or_else(|| format!("secret {secret} has no record to backfill"))?;
+                let queue = match self.mode {
+                    SpecMode::Sync => &mut next.log,
+                    SpecMode::Async => &mut next.outbox,
+                };
+                queue.entry(tenant).or_default().push((secret, record));
+            }
         }
         Ok(next)
+    }
+
+    /// `Err` unless the spec has a live migration, which `action` needs.
+    fn require_migration(&self, action: &SpecAction) -> Result<(), String> {
+        if self.migration {
+            Ok(())
+        } else {
+            Err(format!("{action:?} is a step of a live migration, and none runs"))
+        }
     }
 
     /// The record a commit of `secret` writes, if the protocol allows it: the
@@ -479,6 +605,8 @@ impl ReplicationSpec {
 
     /// REP-3: a host's tombstone is the remote's latest version and the remote
     /// is deleted too, and no partition writes a secret after its tombstone.
+    /// With migration a partition may hold the same tombstone again (a
+    /// backfill's re-emission of the latest record), and nothing else after it.
     pub fn check_rep_3(&self, state: &SpecState) -> Result<(), String> {
         for (host, entry) in &state.hosts {
             for (secret, record) in entry.records.iter().filter(|(_, record)| record.deleted) {
@@ -494,7 +622,10 @@ impl ReplicationSpec {
         for tenant in partitions(state) {
             let mut tombstones: BTreeMap<u32, SpecRecord> = BTreeMap::new();
             for (secret, record) in state.partition(tenant).iter().chain(state.outbox_rows(tenant)) {
-                if let Some(tombstone) = tombstones.get(secret) {
+                if let Some(tombstone) = tombstones.get(secret).filter(|tombstone| {
+                    let reemitted = self.migration && *tombstone == record;
+                    !reemitted
+                }) {
                     return Err(format!(
                         "partition {tenant} writes secret {secret} at {record} after its tombstone {tombstone}"
                     ));
@@ -510,6 +641,14 @@ impl ReplicationSpec {
     /// REP-4: each partition (log, then outbox) holds its own secrets' versions
     /// 1, 2, 3, … in order, each once, and together they hold exactly the
     /// versions the remote committed, ending with the remote's record.
+    ///
+    /// With migration, as amended: a commit made while replication is off
+    /// emits nothing, and a backfill emits the remote's current record, maybe
+    /// again. So each partition holds its own secrets' records with versions
+    /// increasing, except that an entry may repeat the previous entry of its
+    /// secret exactly (a re-emission of the latest record); versions may be
+    /// missing; and a secret's last entry is at most the remote's version, and
+    /// is the remote's record when it is that version.
     pub fn check_rep_4(&self, state: &SpecState) -> Result<(), String> {
         if self.mode == SpecMode::Sync {
             if let Some((tenant, rows)) = state.outbox.iter().find(|(_, rows)| !rows.is_empty()) {
@@ -528,15 +667,38 @@ impl ReplicationSpec {
                 if owner != tenant {
                     return Err(format!("{} holds secret {secret} of partition {owner}", place(position)));
                 }
-                let previous = last.get(secret).map_or(0, |record| record.version);
-                if record.version != previous + 1 {
+                let previous = last.get(secret);
+                let version = previous.map_or(0, |record| record.version);
+                if self.migration {
+                    if previous.is_some_and(|previous| record.version <= previous.version && record != previous) {
+                        return Err(format!(
+                            "{} holds secret {secret} at {record} after {} (neither newer nor a re-emission)",
+                            place(position),
+                            show(previous)
+                        ));
+                    }
+                } else if record.version != version + 1 {
                     return Err(format!(
-                        "{} holds secret {secret} at {record} after v{previous} (gap, duplicate or reorder)",
+                        "{} holds secret {secret} at {record} after v{version} (gap, duplicate or reorder)",
                         place(position)
                     ));
                 }
                 last.insert(*secret, *record);
             }
+        }
+        if self.migration {
+            for (secret, logged) in &last {
+                let remote = state.remote.get(secret);
+                if remote.is_none_or(|remote| {
+                    logged.version > remote.version || logged.version == remote.version && logged != remote
+                }) {
+                    return Err(format!(
+                        "secret {secret}: its log and outbox end at {logged}, which the remote's {} does not cover",
+                        show(remote)
+                    ));
+                }
+            }
+            return Ok(());
         }
         for secret in union_keys(&state.remote, &last) {
             let (remote, logged) = (state.remote.get(&secret), last.get(&secret));
@@ -580,8 +742,10 @@ impl ReplicationSpec {
 
     /// The spec steps that take `before` to `after`: none for a stutter, one
     /// step, or (a host applying several partitions at once) one `Apply` per
-    /// partition in partition order. `Err` says what changed that no spec step
-    /// explains. Follows the protocol's rules and `self.mode`, not the bounds.
+    /// partition in partition order, or (a backfill page) one `Backfill` per
+    /// entry emitted, in partition order and then in emission order. `Err`
+    /// says what changed that no spec step explains. Follows the protocol's
+    /// rules, `self.mode` and `self.migration`, not the bounds.
     pub fn explains(&self, before: &SpecState, after: &SpecState) -> Result<Vec<SpecAction>, String> {
         self.explain_diff(before, after, &StateDiff::new(before, after))
     }
@@ -602,9 +766,19 @@ impl ReplicationSpec {
         diff: &StateDiff,
     ) -> Result<Vec<SpecAction>, String> {
         let queues_changed = !diff.outbox.is_empty() || !diff.log.is_empty();
+        if diff.replicating {
+            return self.explain_phase(before, after, diff).map(|action| vec![action]);
+        }
+        // A backfill emits where a commit does: to the log in sync mode, to
+        // the outbox in async mode (a publish changes the log).
+        let emitted_only = match self.mode {
+            SpecMode::Sync => true,
+            SpecMode::Async => diff.log.is_empty(),
+        };
         match (!diff.remote.is_empty(), queues_changed, !diff.hosts.is_empty()) {
             (false, false, false) => Ok(Vec::new()),
             (true, _, false) => self.explain_commit(before, after, diff).map(|action| vec![action]),
+            (false, true, false) if self.migration && emitted_only => self.explain_backfill(before, after, diff),
             (false, true, false) => self.explain_publish(before, after, diff).map(|action| vec![action]),
             (false, false, true) => self.explain_host_step(before, after, diff),
             (remote, _, _) => {
@@ -618,8 +792,29 @@ impl ReplicationSpec {
         }
     }
 
+    /// A phase switch: replication on or off, nothing else.
+    fn explain_phase(
+        &self,
+        before: &impl StateView,
+        after: &impl StateView,
+        diff: &StateDiff,
+    ) -> Result<SpecAction, String> {
+        let action = SpecAction::Phase { replicating: after.replicating() };
+        self.require_migration(&action)?;
+        let others = StateDiff { replicating: false, ..diff.clone() };
+        if !others.is_empty() {
+            return Err(format!(
+                "replication switched {} and in the same step {}; a phase commit touches no secret, log or host",
+                if after.replicating() { "on" } else { "off" },
+                others.describe(before, after)
+            ));
+        }
+        Ok(action)
+    }
+
     /// A commit: one secret's next version, appended to its partition's log
-    /// (sync) or outbox (async), nothing else.
+    /// (sync) or outbox (async), nothing else; with migration, while
+    /// replication is off, also a commit that appends nothing.
     fn explain_commit(
         &self,
         before: &impl StateView,
@@ -644,6 +839,15 @@ impl ReplicationSpec {
             return Err(format!("remote secret {secret}: {} → {new}; a commit writes {expected}", show(old)));
         }
         let tenant = self.tenant_of(secret)?;
+        if self.migration && diff.log.is_empty() && diff.outbox.is_empty() {
+            if before.replicating() {
+                return Err(format!(
+                    "{:?} commit of secret {secret} ({new}) emitted no event while the stored phase replicates",
+                    self.mode
+                ));
+            }
+            return Ok(SpecAction::CommitWithoutEvent { secret, delete: new.deleted });
+        }
         let (name, changed, other_name, other) = match self.mode {
             SpecMode::Sync => ("log", &diff.log, "outbox", &diff.outbox),
             SpecMode::Async => ("outbox", &diff.outbox, "log", &diff.log),
@@ -742,6 +946,60 @@ impl ReplicationSpec {
         Ok(SpecAction::Publish { tenant, rows: published.len() })
     }
 
+    /// A backfill page (migration only): entries appended to the logs (sync)
+    /// or outboxes (async) of one or more partitions, each the remote's
+    /// current record of a secret of that partition; the remote unchanged.
+    fn explain_backfill(
+        &self,
+        before: &impl StateView,
+        after: &impl StateView,
+        diff: &StateDiff,
+    ) -> Result<Vec<SpecAction>, String> {
+        let (name, changed, other) = match self.mode {
+            SpecMode::Sync => ("log", &diff.log, &diff.outbox),
+            SpecMode::Async => ("outbox", &diff.outbox, &diff.log),
+        };
+        if !other.is_empty() {
+            return Err(format!(
+                "a backfill emits to the {name} only ({:?} mode), yet more changed: {}",
+                self.mode,
+                diff.describe(before, after)
+            ));
+        }
+        let mut actions = Vec::new();
+        for &tenant in changed {
+            let (old, new) = match self.mode {
+                SpecMode::Sync => (before.partition(tenant), after.partition(tenant)),
+                SpecMode::Async => (before.outbox_rows(tenant), after.outbox_rows(tenant)),
+            };
+            if new.len() <= old.len() || new[..old.len()] != *old {
+                return Err(format!(
+                    "{name} partition {tenant} changed with no commit, and not by appending a backfill's entries: {}",
+                    describe_queue(name, tenant, old, new)
+                ));
+            }
+            for &(secret, record) in &new[old.len()..] {
+                let owner = self.tenant_of(secret)?;
+                if owner != tenant {
+                    return Err(format!(
+                        "a backfill emitted secret {secret} ({record}) to {name} partition {tenant}, but it belongs \
+                         to partition {owner}"
+                    ));
+                }
+                let remote = before.remote(secret);
+                if remote != Some(&record) {
+                    return Err(format!(
+                        "a backfill emitted secret {secret} at {record} to {name} partition {tenant}, but a \
+                         backfill carries the remote's current record, {}",
+                        show(remote)
+                    ));
+                }
+                actions.push(SpecAction::Backfill { secret });
+            }
+        }
+        Ok(actions)
+    }
+
     /// A host step: a crash, a restart, or applying the next events of one or
     /// more partitions (one `Apply` per partition, in partition order).
     fn explain_host_step(
@@ -833,6 +1091,23 @@ impl ReplicationSpec {
         Ok(actions)
     }
 
+    /// Adds the migration's steps enabled within the bounds: the phase switch,
+    /// and a backfill of each secret whose partition holds fewer than
+    /// `versions_per_secret_max` entries of it (commits without an event are
+    /// among the commits).
+    fn migration_actions(&self, state: &SpecState, actions: &mut Vec<SpecAction>) {
+        actions.push(SpecAction::Phase { replicating: !state.replicating });
+        for (&secret, &tenant) in &self.secret_tenants {
+            if !state.remote.contains_key(&secret) {
+                continue;
+            }
+            let queued = state.partition(tenant).iter().chain(state.outbox_rows(tenant));
+            if (queued.filter(|(queued, _)| *queued == secret).count() as u64) < self.versions_per_secret_max {
+                actions.push(SpecAction::Backfill { secret });
+            }
+        }
+    }
+
     /// Adds the commits enabled within the bounds.
     fn commit_actions(&self, state: &SpecState, actions: &mut Vec<SpecAction>) {
         for &secret in self.secret_tenants.keys() {
@@ -845,6 +1120,12 @@ impl ReplicationSpec {
             if current.is_some() {
                 actions.push(SpecAction::Commit { secret, delete: true });
             }
+            if self.migration && !state.replicating {
+                actions.push(SpecAction::CommitWithoutEvent { secret, delete: false });
+                if current.is_some() {
+                    actions.push(SpecAction::CommitWithoutEvent { secret, delete: true });
+                }
+            }
         }
     }
 }
@@ -856,7 +1137,7 @@ impl Model for ReplicationSpec {
     fn init_states(&self) -> Vec<SpecState> {
         let up = SpecHost { up: true, ..SpecHost::default() };
         let hosts = (0..self.host_count).map(|host| (host, up.clone())).collect();
-        vec![SpecState { hosts, ..SpecState::default() }]
+        vec![SpecState { hosts, replicating: !self.migration, ..SpecState::default() }]
     }
 
     fn actions(&self, state: &SpecState, actions: &mut Vec<SpecAction>) {
@@ -878,6 +1159,9 @@ impl Model for ReplicationSpec {
                 actions.push(SpecAction::Restart { host });
             }
         }
+        if self.migration {
+            self.migration_actions(state, actions);
+        }
     }
 
     fn next_state(&self, state: &SpecState, action: SpecAction) -> Option<SpecState> {
@@ -888,7 +1172,7 @@ impl Model for ReplicationSpec {
     }
 
     fn properties(&self) -> Vec<Property<Self>> {
-        vec![
+        let mut properties: Vec<Property<Self>> = vec![
             Property::always(PropertyId::Rep2.as_str(), |spec, state| spec.check_rep_2(state).is_ok()),
             Property::always(PropertyId::Rep3.as_str(), |spec, state| spec.check_rep_3(state).is_ok()),
             Property::always(PropertyId::Rep4.as_str(), |spec, state| spec.check_rep_4(state).is_ok()),
@@ -896,7 +1180,12 @@ impl Model for ReplicationSpec {
             Property::sometimes(CONVERGED, |_, state| converged(state)),
             Property::sometimes(HOST_HOLDS_TOMBSTONE, |_, state| host_holds_tombstone(state)),
             Property::sometimes(DOWN_HOST_LAGS, |_, state| down_host_lags(state)),
-        ]
+        ];
+        if self.migration {
+            properties.push(Property::sometimes(BACKFILL_REEMITTED, |_, state| !reemissions(state).is_empty()));
+            properties.push(Property::sometimes(HOST_PASSED_STALE_EVENT, |_, state| host_passed_stale_event(state)));
+        }
+        properties
     }
 }
 
@@ -924,6 +1213,29 @@ fn down_host_lags(state: &SpecState) -> bool {
         .values()
         .filter(|entry| !entry.up)
         .any(|entry| state.remote.iter().any(|(secret, record)| entry.version(*secret) < record.version))
+}
+
+/// Every re-emission in `state`'s partitions: (partition, position in its log
+/// then outbox) of each entry equal to the previous entry of its secret.
+fn reemissions(state: &SpecState) -> Vec<(u32, usize)> {
+    let mut found = Vec::new();
+    for tenant in partitions(state) {
+        let mut last: BTreeMap<u32, SpecRecord> = BTreeMap::new();
+        for (position, (secret, record)) in state.partition(tenant).iter().chain(state.outbox_rows(tenant)).enumerate()
+        {
+            if last.insert(*secret, *record) == Some(*record) {
+                found.push((tenant, position));
+            }
+        }
+    }
+    found
+}
+
+/// Whether some host's cursor passed a re-emission in the log.
+fn host_passed_stale_event(state: &SpecState) -> bool {
+    reemissions(state)
+        .into_iter()
+        .any(|(tenant, position)| state.hosts.values().any(|entry| entry.cursor(tenant) > position as u64))
 }
 
 /// Applies `events` in order, forward-only: a record is replaced only by a
@@ -1000,6 +1312,7 @@ fn same_host(old: &SpecHost, new: &SpecHost) -> bool {
 }
 
 /// What changed between two states, component by component (keys in order).
+#[derive(Clone)]
 struct StateDiff {
     /// Secrets whose remote record changed.
     remote: Vec<u32>,
@@ -1009,6 +1322,8 @@ struct StateDiff {
     log: Vec<u32>,
     /// Hosts that changed.
     hosts: Vec<u32>,
+    /// Whether replication was switched on or off.
+    replicating: bool,
 }
 
 impl StateDiff {
@@ -1018,7 +1333,17 @@ impl StateDiff {
             outbox: changed_keys(&before.outbox, &after.outbox, Vec::is_empty, PartialEq::eq),
             log: changed_keys(&before.log, &after.log, Vec::is_empty, PartialEq::eq),
             hosts: changed_keys(&before.hosts, &after.hosts, |_| false, same_host),
+            replicating: before.replicating != after.replicating,
         }
+    }
+
+    /// Whether nothing changed.
+    fn is_empty(&self) -> bool {
+        self.remote.is_empty()
+            && self.outbox.is_empty()
+            && self.log.is_empty()
+            && self.hosts.is_empty()
+            && !self.replicating
     }
 
     /// What the current step of `journal` changed: its touched keys whose
@@ -1043,12 +1368,17 @@ impl StateDiff {
             outbox: changed(&mut outbox.map(|(tenant, _)| *tenant)),
             log: changed(&mut log.map(|(tenant, _)| *tenant)),
             hosts: changed(&mut hosts.map(|(host, _)| *host)),
+            replicating: journal.replicating.is_some_and(|old| old != state.replicating),
         }
     }
 
     /// Every change, one clause each, for error messages.
     fn describe(&self, before: &impl StateView, after: &impl StateView) -> String {
         let mut clauses = Vec::new();
+        if self.replicating {
+            let show = |on: bool| if on { "on" } else { "off" };
+            clauses.push(format!("replication {} → {}", show(before.replicating()), show(after.replicating())));
+        }
         for secret in &self.remote {
             clauses.push(format!(
                 "remote secret {secret}: {} → {}",

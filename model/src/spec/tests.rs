@@ -18,6 +18,16 @@ fn two_tenants(mode: SpecMode) -> ReplicationSpec {
     ReplicationSpec::new(mode, [(0, 0), (1, 1)], 2)
 }
 
+/// `secret_tenants` and one host, with a live migration.
+fn migrating_one_host(mode: SpecMode, secret_tenants: [(u32, u32); 2]) -> ReplicationSpec {
+    ReplicationSpec::new(mode, secret_tenants, 1).with_migration()
+}
+
+/// Secret 0 in tenant 0, two hosts, with a live migration.
+fn migrating_one_secret(mode: SpecMode) -> ReplicationSpec {
+    ReplicationSpec::new(mode, [(0, 0)], 2).with_migration()
+}
+
 /// The state after `actions` from the initial state; panics if one is refused.
 fn run(spec: &ReplicationSpec, actions: &[SpecAction]) -> SpecState {
     let mut state = spec.init_states().remove(0);
@@ -147,7 +157,14 @@ fn reachable(spec: &ReplicationSpec) -> BTreeSet<SpecState> {
 
 #[test]
 fn explains_names_exactly_the_step_the_model_took() {
-    for spec in [one_tenant(SpecMode::Async), two_tenants(SpecMode::Sync), two_tenants(SpecMode::Async)] {
+    let specs = [
+        one_tenant(SpecMode::Async),
+        two_tenants(SpecMode::Sync),
+        two_tenants(SpecMode::Async),
+        migrating_one_host(SpecMode::Sync, [(0, 0), (1, 0)]),
+        migrating_one_host(SpecMode::Async, [(0, 0), (1, 1)]),
+    ];
+    for spec in specs {
         let states = reachable(&spec);
         let mut steps = 0;
         for state in &states {
@@ -392,12 +409,22 @@ fn journal_between(before: &SpecState, after: &SpecState) -> SpecJournal {
     for (host, entry) in after.hosts.iter().filter(|(host, entry)| before.hosts.get(host) != Some(entry)) {
         journal.set_host(*host, entry.clone());
     }
+    if before.replicating != after.replicating {
+        journal.set_replicating(after.replicating);
+    }
     journal
 }
 
 #[test]
 fn explains_step_agrees_with_explains_on_one_and_two_steps() {
-    for spec in [one_tenant(SpecMode::Async), two_tenants(SpecMode::Sync), two_tenants(SpecMode::Async)] {
+    let specs = [
+        one_tenant(SpecMode::Async),
+        two_tenants(SpecMode::Sync),
+        two_tenants(SpecMode::Async),
+        migrating_one_secret(SpecMode::Sync),
+        migrating_one_secret(SpecMode::Async),
+    ];
+    for spec in specs {
         let (mut agreed, mut refused) = (0, 0);
         for state in &reachable(&spec) {
             for (_, next) in spec.next_steps(state) {
@@ -436,4 +463,207 @@ fn explains_step_agrees_with_explains_on_refused_steps() {
         let journal = journal_between(&before, &after);
         assert_eq!(spec.explains_step(&journal), spec.explains(&before, &after), "to {after:?}");
     }
+}
+
+fn phase(replicating: bool) -> SpecAction {
+    SpecAction::Phase { replicating }
+}
+
+fn silent_commit(secret: u32) -> SpecAction {
+    SpecAction::CommitWithoutEvent { secret, delete: false }
+}
+
+fn backfill(secret: u32) -> SpecAction {
+    SpecAction::Backfill { secret }
+}
+
+#[test]
+fn migration_sync_one_tenant_holds_every_property() {
+    // Measured with `cargo test -p vaultsim-model migration_`; the backfill
+    // re-emission and the stale apply are among the discoveries asserted.
+    assert_eq!(check_exhaustively(migrating_one_host(SpecMode::Sync, [(0, 0), (1, 0)])), 21_712);
+}
+
+#[test]
+fn migration_async_two_tenants_hold_every_property() {
+    assert_eq!(check_exhaustively(migrating_one_host(SpecMode::Async, [(0, 0), (1, 1)])), 26_244);
+}
+
+#[test]
+fn a_migration_starts_with_replication_off_and_adds_no_step_without_one() {
+    let spec = one_tenant(SpecMode::Sync);
+    assert!(spec.init_states()[0].replicating, "a replicated cell replicates from the start");
+    assert!(SpecState::default().replicating);
+    let migrating = one_tenant(SpecMode::Sync).with_migration();
+    assert!(!migrating.init_states()[0].replicating, "a migration starts in phase Off");
+    let state = run(&spec, &[commit(0)]);
+    for action in [phase(false), silent_commit(0), backfill(0)] {
+        let why = spec.step(&state, &action).expect_err("no migration runs");
+        assert!(why.contains("a step of a live migration, and none runs"), "{why}");
+    }
+    let checker = spec.checker().spawn_bfs().join();
+    assert!(checker.discovery(BACKFILL_REEMITTED).is_none(), "only a migration's model has the property");
+}
+
+#[test]
+fn explains_each_migration_step() {
+    let spec = one_tenant(SpecMode::Sync).with_migration();
+    let steps = [
+        silent_commit(0),
+        commit(1), // Like the activator's: a commit emits in every phase.
+        phase(true),
+        backfill(0),
+        backfill(1), // A re-emission of secret 1's latest record.
+        apply(0, 0, 3),
+        phase(false),
+        SpecAction::CommitWithoutEvent { secret: 0, delete: true },
+        phase(true),
+        backfill(0),
+        backfill(0), // The tombstone again.
+        apply(0, 0, 2),
+    ];
+    let mut state = spec.init_states().remove(0);
+    for action in steps {
+        let next = spec.step(&state, &action).unwrap_or_else(|why| panic!("{action:?} refused: {why}"));
+        assert_eq!(spec.explains(&state, &next), Ok(vec![action]), "from {state:?}");
+        assert_eq!(spec.explains_step(&journal_between(&state, &next)), Ok(vec![action]));
+        assert!(spec.violations(&next).is_empty(), "after {action:?}: {:?}", spec.violations(&next));
+        state = next;
+    }
+    assert_eq!(state.partition(0).len(), 5);
+    assert_eq!(state.hosts[&0].records[&0], record(2, true));
+    assert_eq!(state.hosts[&0].records[&1], record(1, false));
+    assert_eq!(state.hosts[&0].cursor(0), 5);
+    assert_eq!(reemissions(&state), vec![(0, 2), (0, 4)]);
+    assert!(host_passed_stale_event(&state));
+}
+
+#[test]
+fn an_async_backfill_writes_an_outbox_row_that_is_published() {
+    let spec = one_tenant(SpecMode::Async).with_migration();
+    let steps = [silent_commit(0), phase(true), commit(1), backfill(0), SpecAction::Publish { tenant: 0, rows: 2 }];
+    let mut state = spec.init_states().remove(0);
+    for action in steps {
+        let next = spec.step(&state, &action).expect("enabled");
+        assert_eq!(spec.explains(&state, &next), Ok(vec![action]));
+        state = next;
+    }
+    assert_eq!(state.partition(0), [(1, record(1, false)), (0, record(1, false))]);
+    assert!(state.outbox.is_empty());
+}
+
+#[test]
+fn a_backfill_page_is_one_backfill_per_entry() {
+    let spec = two_tenants(SpecMode::Sync).with_migration();
+    let before = run(&spec, &[silent_commit(0), silent_commit(1), silent_commit(1), phase(true)]);
+    let after =
+        run(&spec, &[silent_commit(0), silent_commit(1), silent_commit(1), phase(true), backfill(1), backfill(0)]);
+    assert_eq!(spec.explains(&before, &after), Ok(vec![backfill(0), backfill(1)]), "in partition order");
+    assert_eq!(spec.explains_step(&journal_between(&before, &after)), Ok(vec![backfill(0), backfill(1)]));
+
+    let spec = one_tenant(SpecMode::Async).with_migration();
+    let before = run(&spec, &[silent_commit(0), silent_commit(1), phase(true)]);
+    let after = run(&spec, &[silent_commit(0), silent_commit(1), phase(true), backfill(1), backfill(0)]);
+    assert_eq!(spec.explains(&before, &after), Ok(vec![backfill(1), backfill(0)]), "in emission order");
+}
+
+#[test]
+fn a_stale_apply_moves_only_the_cursor() {
+    let spec = one_tenant(SpecMode::Sync).with_migration();
+    let before = run(&spec, &[phase(true), commit(0), apply(0, 0, 1), backfill(0)]);
+    let after = spec.step(&before, &apply(0, 0, 1)).expect("enabled");
+    assert_eq!(after.hosts[&0].records, before.hosts[&0].records, "the event was not newer");
+    assert_eq!(after.hosts[&0].cursor(0), 2);
+    assert_eq!(spec.explains(&before, &after), Ok(vec![apply(0, 0, 1)]));
+
+    // A stale event that changes the record anyway: an apply that regressed.
+    let mut regressed = after.clone();
+    regressed.hosts.get_mut(&0).expect("host 0").records.insert(0, record(1, true));
+    assert_refused(&spec, &before, &regressed, &["host 0", "from v1 to v1", "holds v1 (tombstone)"]);
+    assert_eq!(spec.explains_step(&journal_between(&before, &regressed)), spec.explains(&before, &regressed));
+}
+
+#[test]
+fn migration_steps_that_break_the_protocol_are_refused() {
+    let spec = one_tenant(SpecMode::Sync).with_migration();
+    let replicating = run(&spec, &[phase(true), commit(0)]);
+
+    // A commit without an event while the stored phase replicates.
+    let mut unlogged = replicating.clone();
+    unlogged.remote.insert(0, record(2, false));
+    assert_refused(&spec, &replicating, &unlogged, &["commit of secret 0 (v2) emitted no event", "replicates"]);
+    let off = run(&spec, &[phase(true), commit(0), phase(false)]);
+    let mut unlogged_off = off.clone();
+    unlogged_off.remote.insert(0, record(2, false));
+    assert_eq!(spec.explains(&off, &unlogged_off), Ok(vec![silent_commit(0)]));
+
+    // A backfill of a record older than the remote's.
+    let newer = run(&spec, &[silent_commit(0), silent_commit(0), phase(true)]);
+    let mut older = newer.clone();
+    older.log.insert(0, vec![(0, record(1, false))]);
+    assert_refused(&spec, &newer, &older, &["secret 0 at v1", "the remote's current record, v2"]);
+    // A backfill of a secret with no record, or to another partition.
+    let mut absent = newer.clone();
+    absent.log.insert(0, vec![(1, record(1, false))]);
+    assert_refused(&spec, &newer, &absent, &["secret 1 at v1", "current record, absent"]);
+    let two = two_tenants(SpecMode::Sync).with_migration();
+    let seeded = run(&two, &[silent_commit(0)]);
+    let mut misplaced = seeded.clone();
+    misplaced.log.insert(1, vec![(0, record(1, false))]);
+    assert_refused(&two, &seeded, &misplaced, &["secret 0 (v1) to log partition 1", "belongs to partition 0"]);
+    // A backfill that rewrites the log.
+    let mut rewritten = replicating.clone();
+    rewritten.log.insert(0, vec![(0, record(1, true))]);
+    assert_refused(&spec, &replicating, &rewritten, &["log partition 0 changed with no commit"]);
+
+    // A phase switch that changes anything else in the same step.
+    let mut switched_and_applied = spec.step(&replicating, &apply(0, 0, 1)).expect("enabled");
+    switched_and_applied.replicating = false;
+    assert_refused(&spec, &replicating, &switched_and_applied, &["replication switched off", "host 0"]);
+    assert_eq!(
+        spec.explains_step(&journal_between(&replicating, &switched_and_applied)),
+        spec.explains(&replicating, &switched_and_applied)
+    );
+
+    // Without a migration: no phase switch, no commit without event, no backfill.
+    let plain = one_tenant(SpecMode::Sync);
+    let mut switched = replicating.clone();
+    switched.replicating = false;
+    assert_refused(&plain, &replicating, &switched, &["Phase { replicating: false }", "none runs"]);
+    assert_refused(&plain, &replicating, &unlogged, &["must append to the log of partition 0", "no log changed"]);
+    let mut reemitted = replicating.clone();
+    reemitted.log.get_mut(&0).expect("partition 0").push((0, record(1, false)));
+    assert_refused(&plain, &replicating, &reemitted, &["no commit (sync mode has no publisher)"]);
+    assert_eq!(spec.explains(&replicating, &reemitted), Ok(vec![backfill(0)]));
+}
+
+#[test]
+fn the_amended_invariants_allow_re_emissions_and_gaps_only_in_a_migration() {
+    let spec = one_tenant(SpecMode::Sync).with_migration();
+    let plain = one_tenant(SpecMode::Sync);
+    let ids = |spec: &ReplicationSpec, state: &SpecState| {
+        spec.violations(state).into_iter().map(|v| v.property).collect::<Vec<_>>()
+    };
+    let state = run(
+        &spec,
+        &[silent_commit(0), phase(true), commit(0), backfill(0), SpecAction::Commit { secret: 0, delete: true }],
+    );
+    let tombstoned = spec.step(&state, &backfill(0)).expect("enabled");
+    assert_eq!(
+        tombstoned.partition(0),
+        [(0, record(2, false)), (0, record(2, false)), (0, record(3, true)), (0, record(3, true))]
+    );
+    assert!(ids(&spec, &tombstoned).is_empty());
+    assert_eq!(ids(&plain, &tombstoned), vec![PropertyId::Rep3, PropertyId::Rep4], "v1 missing, v2 and v3 twice");
+
+    let mut reordered = state.clone();
+    reordered.log.insert(0, vec![(0, record(2, false)), (0, record(1, false))]);
+    assert_eq!(ids(&spec, &reordered), vec![PropertyId::Rep4], "an older record after a newer one");
+    let mut same_version = state.clone();
+    same_version.log.get_mut(&0).expect("partition 0").push((0, record(3, false)));
+    assert_eq!(ids(&spec, &same_version), vec![PropertyId::Rep3, PropertyId::Rep4], "v3 is a tombstone, twice");
+    let mut above = run(&spec, &[silent_commit(0), phase(true), commit(0)]);
+    above.log.get_mut(&0).expect("partition 0").push((0, record(3, false)));
+    assert_eq!(ids(&spec, &above), vec![PropertyId::Rep4], "the log ends above the remote");
+    assert!(spec.violations(&above)[0].detail.contains("end at v3, which the remote's v2 does not cover"));
 }
