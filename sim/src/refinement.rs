@@ -3,11 +3,15 @@
 //!
 //! [`abstract_state`] maps a world onto a [`SpecState`]: the store's secret
 //! versions and tombstones, its outbox rows in commit order, its log
-//! partitions, and each host's records, cursors and liveness. [`Refinement`]
+//! partitions, each host's records, cursors and liveness, and whether
+//! replication is on (always without a migration; with one, whether the
+//! stored phase replicates). A host entry's content is not in it, so a storage
+//! fault or a verifier's repair (both keep the version) is a stutter. [`Refinement`]
 //! asks the spec which step explains a pair of consecutive abstract states.
 //! Both drivers call it; the simulator recomputes the abstraction only after
 //! steps that told the properties something (a commit, an append, an apply, a
-//! crash, a restart), since no other step can change it, and refreshes it in
+//! crash, a restart, a backfill emission, a stored phase), since no other step
+//! can change it, and refreshes it in
 //! place ([`SpecJournal`]) so a step costs what it changed, not a copy of the
 //! abstraction. The model checker recomputes, after every step, each part of
 //! the abstraction whose part of the world changed (the store, or one host),
@@ -20,6 +24,7 @@ use model::spec::{ReplicationSpec, SpecHost, SpecJournal, SpecMode, SpecRecord, 
 use model::{Observation, PropertyId, Violation};
 use vault::host::LocalStore;
 use vault::interceptor::InterceptorMode;
+use vault::migration::{PhaseConfig, PHASE_KEY};
 use vault::store::{Key, Store, Table, Value};
 use vault::types::{Lifecycle, SecretRecord, Seq, TenantId};
 
@@ -40,6 +45,17 @@ impl Refinement {
             InterceptorMode::Async => SpecMode::Async,
         };
         Refinement { spec: ReplicationSpec::new(mode, secret_tenants, hosts) }
+    }
+
+    /// The same check for worlds with a live migration: the spec's phase
+    /// switches, commits without an event and backfill emissions are steps.
+    pub fn with_migration(self) -> Refinement {
+        Refinement { spec: self.spec.with_migration() }
+    }
+
+    /// Whether the check is for worlds with a live migration.
+    pub fn migration(&self) -> bool {
+        self.spec.migration
     }
 
     /// Checks that `before` → `after` is a spec step or a stutter.
@@ -77,8 +93,10 @@ pub struct RefinementTracker {
 
 impl RefinementTracker {
     /// Starts following `world` (in its current state), incrementally: what
-    /// the simulator can afford on every step.
+    /// the simulator can afford on every step. If `world` has a migration,
+    /// so does the check ([`Refinement::with_migration`]).
     pub fn new(refinement: Refinement, world: &World) -> RefinementTracker {
+        let refinement = if world.config().migration.is_some() { refinement.with_migration() } else { refinement };
         RefinementTracker { refinement, journal: SpecJournal::new(abstract_state(world)), full: false }
     }
 
@@ -124,7 +142,7 @@ impl RefinementTracker {
 /// The world seen as a state of the abstract replication spec.
 pub fn abstract_state(world: &World) -> SpecState {
     let mut state = SpecState::default();
-    abstract_store(&mut state, world.store());
+    abstract_store(&mut state, world);
     for (host, up, durable) in world.hosts() {
         state.hosts.insert(host, spec_host(up, durable));
     }
@@ -154,7 +172,7 @@ pub fn abstract_state_after(parent: &Arc<SpecState>, parent_world: &World, world
     }
     let mut state = if store_changed {
         let mut state = SpecState { hosts: parent.hosts.clone(), ..SpecState::default() };
-        abstract_store(&mut state, new_store);
+        abstract_store(&mut state, world);
         state
     } else {
         SpecState::clone(parent)
@@ -165,9 +183,11 @@ pub fn abstract_state_after(parent: &Arc<SpecState>, parent_world: &World, world
     Arc::new(state)
 }
 
-/// Adds the store's part of the abstraction to `state`: secrets, outbox rows
-/// and log partitions.
-fn abstract_store(state: &mut SpecState, store: &Store) {
+/// Adds the store's part of the abstraction of `world` to `state`: secrets,
+/// outbox rows, log partitions and whether replication is on.
+fn abstract_store(state: &mut SpecState, world: &World) {
+    let store = world.store();
+    state.replicating = replicating(world.config().migration.is_some(), store);
     for row in store.scan(Table::Secrets, None, usize::MAX).rows {
         if let (Key::Secret(secret), Some(Value::Secret(record))) = (row.key, &row.value) {
             state.remote.insert(secret.0, spec_record(record));
@@ -189,7 +209,8 @@ fn abstract_store(state: &mut SpecState, store: &Store) {
 /// to date with the world after it, in `journal`'s current step, touching
 /// only what the step's observations name:
 /// the secrets committed, the partitions appended to or whose outbox changed,
-/// and the host that applied, crashed or restarted. O(what changed), so the
+/// the host that applied, crashed or restarted, and whether replication is on
+/// after a phase was stored. O(what changed), so the
 /// simulator can afford it on every step; [`abstract_state`] at the end of a
 /// run confirms nothing changed unobserved.
 pub fn refresh_abstract(journal: &mut SpecJournal, world: &World, action: &Action, observations: &[Observation]) {
@@ -217,6 +238,9 @@ pub fn refresh_abstract(journal: &mut SpecJournal, world: &World, action: &Actio
             Observation::BackfillEmitted { tenant, .. } => {
                 tenants.insert(*tenant);
             }
+            Observation::PhaseStored { .. } => {
+                journal.set_replicating(replicating(world.config().migration.is_some(), store));
+            }
             Observation::Corrupted { host, .. } | Observation::Repaired { host, .. } => {
                 hosts.insert(*host);
             }
@@ -225,7 +249,6 @@ pub fn refresh_abstract(journal: &mut SpecJournal, world: &World, action: &Actio
             | Observation::HostStranded { .. }
             | Observation::Admitted { .. }
             | Observation::Throttled { .. }
-            | Observation::PhaseStored { .. }
             | Observation::PhaseLearned { .. }
             | Observation::WalkScan { .. }
             | Observation::BackfillDone { .. }
@@ -261,6 +284,12 @@ fn refresh_partition(journal: &mut SpecJournal, world: &World, tenant: TenantId)
         .append_log(tenant.0, new.iter().map(|event| (event.mutation.secret.0, spec_record(&event.mutation.record))));
 }
 
+/// Whether commits must emit their events: always without a migration; with
+/// one, when the phase stored in `store` replicates (absent: `Off`).
+fn replicating(migration: bool, store: &Store) -> bool {
+    !migration || PhaseConfig::from_entries(&[store.read(&PHASE_KEY)]).phase.replicates()
+}
+
 fn spec_host(up: bool, durable: &LocalStore) -> SpecHost {
     let records = durable.records().map(|(secret, record)| (secret.0, spec_record(record))).collect();
     let cursors = durable.cursors().into_iter().map(|(tenant, seq)| (tenant.0, seq.0)).collect();
@@ -274,15 +303,41 @@ fn spec_record(record: &SecretRecord) -> SpecRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::world::MigrationConfig;
     use crate::world::{Action, WorldConfig};
+    use model::spec::SpecAction;
     use vault::bugzoo::Bugs;
     use vault::host::HostConfig;
-    use vault::store::IdempotencyToken;
+    use vault::migration::Phase;
+    use vault::quota::BucketConfig;
+    use vault::store::{CommitOutcome, IdempotencyToken, Transaction, Write};
     use vault::types::{Content, SecretId, TenantId, Time, VaultId};
     use vault::worker::{Operation, RequestId, WorkerConfig};
 
     fn world(mode: InterceptorMode) -> World {
+        World::new(world_config(mode))
+    }
+
+    /// A world with a live migration that stays in phase `Off`.
+    fn migrating_world() -> World {
+        let budget = BucketConfig::per_interval(4, 1_000_000);
         World::new(WorldConfig {
+            migration: Some(MigrationConfig {
+                seeded_secrets: 0,
+                schedule: Vec::new(),
+                backfill_page_keys: 2,
+                backfill_budget: budget,
+                verify_page_keys: 2,
+                verify_budget: budget,
+                phase_poll_ns: vec![1_000_000],
+                request_timeout_ns: 10_000_000,
+            }),
+            ..world_config(InterceptorMode::Sync)
+        })
+    }
+
+    fn world_config(mode: InterceptorMode) -> WorldConfig {
+        WorldConfig {
             workers: 1,
             hosts: 1,
             vaults: vec![(VaultId(0), TenantId(0))],
@@ -294,7 +349,7 @@ mod tests {
             activator_poll_interval_ns: 1_000_000,
             bugs: Bugs::none(),
             migration: None,
-        })
+        }
     }
 
     /// Delivers the oldest message, or fires the earliest timer, checking
@@ -342,6 +397,70 @@ mod tests {
             assert_eq!(end.remote[&0].version, 2, "created and activated");
             assert_eq!(end.hosts[&0].records[&0].version, 2, "replicated");
         }
+    }
+
+    /// Runs a create of secret 0 through `world` until host 0 holds it.
+    fn create_and_replicate(world: &mut World) {
+        let content = Content::new(b"x");
+        let operation =
+            Operation::CreateSecret { secret: SecretId(0), vault: VaultId(0), content, token: IdempotencyToken(1) };
+        world.step(&Action::Submit { request: RequestId(0), worker: 0, operation, at: Time::ZERO });
+        let refinement = Refinement::new(world.config().mode, [(0, 0)], 1);
+        run_checked(world, &refinement, 200);
+    }
+
+    #[test]
+    fn a_storage_fault_and_its_repair_are_stutters() {
+        let mut world = world(InterceptorMode::Sync);
+        create_and_replicate(&mut world);
+        let (_, up, durable) = world.hosts().next().expect("host 0");
+        let record = durable.record(SecretId(0)).expect("replicated").clone();
+        let mut damaged = durable.clone();
+        assert!(damaged.flip_bit(SecretId(0)), "a content to damage");
+        assert_ne!(damaged, *durable);
+        assert_eq!(spec_host(up, &damaged), spec_host(up, durable), "the abstraction keeps no content");
+        let mut repaired = damaged.clone();
+        assert!(repaired.repair(SecretId(0), &record), "the same version, another content");
+        assert_eq!(repaired, *durable);
+        assert_eq!(spec_host(up, &repaired), spec_host(up, &damaged), "a repair keeps the version");
+    }
+
+    #[test]
+    fn replication_is_on_without_a_migration_and_with_one_as_the_stored_phase_says() {
+        let mut store = Store::new();
+        assert!(replicating(false, &store), "a replicated cell");
+        assert!(!replicating(true, &store), "no phase stored: Off");
+        for phase in Phase::ALL {
+            let put =
+                Transaction { reads: Vec::new(), writes: vec![Write::Put(PHASE_KEY, Value::Config(phase.code()))] };
+            assert!(matches!(store.commit(&put), CommitOutcome::Committed { .. }));
+            assert_eq!(replicating(true, &store), phase.replicates(), "{phase:?}");
+            assert!(replicating(false, &store), "without a migration the phase is not read");
+        }
+    }
+
+    #[test]
+    fn a_migrating_world_starts_with_replication_off_and_a_stored_phase_refreshes_it() {
+        let world = migrating_world();
+        let state = abstract_state(&world);
+        assert!(!state.replicating, "a migration starts in phase Off");
+        assert!(abstract_state(&self::world(InterceptorMode::Sync)).replicating);
+
+        let tracker = RefinementTracker::new(Refinement::new(InterceptorMode::Sync, [(0, 0)], 1), &world);
+        assert!(tracker.refinement.migration(), "the tracker follows the world's configuration");
+        assert!(!Refinement::new(InterceptorMode::Sync, [(0, 0)], 1).migration());
+
+        // As if the abstraction had replication on, and a step stored `Off`.
+        let mut journal = SpecJournal::new(SpecState { replicating: true, ..state.clone() });
+        journal.start_step();
+        let stored = [Observation::PhaseStored { phase: 0, since: None }];
+        refresh_abstract(&mut journal, &world, &Action::FireTimer { node: NodeId::Activator, at: Time::ZERO }, &stored);
+        assert_eq!(*journal.state(), state);
+        let migrating = Refinement::new(InterceptorMode::Sync, [(0, 0)], 1).with_migration();
+        assert_eq!(migrating.spec.explains_step(&journal), Ok(vec![SpecAction::Phase { replicating: false }]));
+        let plain = Refinement::new(InterceptorMode::Sync, [(0, 0)], 1);
+        let violation = plain.check_step(&journal).expect_err("a phase switch needs a migration");
+        assert!(violation.detail.contains("none runs"), "{}", violation.detail);
     }
 
     #[test]
