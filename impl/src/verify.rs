@@ -19,8 +19,8 @@
 //! replaces its entry only by a record of the same version that differs from
 //! it ([`crate::host::LocalStore::repair`]), so a repair never moves a host
 //! back, even if replication moved it on meanwhile (MIG-4). Repairs go to the
-//! host directly, not through the log: a log event never repeats a secret's
-//! version (REP-4), and only the damaged host needs the record.
+//! host directly, not through the log: only the damaged host needs the
+//! record, and a live event never repeats a secret's version (REP-4).
 //!
 //! A page is done when every host answered its digest and every repair was
 //! acknowledged; then the bookmark moves past it, in a commit that reads the

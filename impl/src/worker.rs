@@ -401,7 +401,7 @@ impl Worker {
         assert_eq!(entries.len(), resource_keys(&attempt.operation).len() + usize::from(fenced), "one entry per key");
         attempt.phase = if fenced { entries.pop() } else { None };
         attempt.resource = entries;
-        let decided = decide(&attempt.operation, &attempt.resource);
+        let decided = decide(&attempt.operation, &attempt.resource, replicates(attempt.phase.as_ref(), fenced));
         match decided {
             Err(error) => self.finish(now, Err(error)),
             Ok(Decision::Answer(done)) => self.finish(now, Ok(done)),
@@ -424,7 +424,7 @@ impl Worker {
         assert_eq!(self.config.mode, InterceptorMode::Sync, "only sync mode reads the head");
         let attempt = self.current.as_ref().expect("an attempt in progress");
         // The resource entries have not changed since step 1: the same plan.
-        let Ok(Decision::Mutate(plan)) = decide(&attempt.operation, &attempt.resource) else {
+        let Ok(Decision::Mutate(plan)) = decide(&attempt.operation, &attempt.resource, self.replicates()) else {
             panic!("a head read without a mutation to commit");
         };
         self.commit_plan(now, plan, head);
@@ -454,7 +454,8 @@ impl Worker {
             CommitOutcome::Committed { .. } => {
                 self.stats.commits += 1;
                 let attempt = self.current.as_ref().expect("an attempt in progress");
-                let Ok(Decision::Mutate(plan)) = decide(&attempt.operation, &attempt.resource) else {
+                let Ok(Decision::Mutate(plan)) = decide(&attempt.operation, &attempt.resource, self.replicates())
+                else {
                     panic!("a commit without a plan");
                 };
                 self.finish(now, Ok(plan.done));
@@ -513,11 +514,8 @@ impl Worker {
     /// Whether the current attempt's mutation emits a replication event: always
     /// for an unfenced worker, else by the phase it read.
     fn replicates(&self) -> bool {
-        let Some(attempt) = &self.current else { return !self.config.phase_fenced };
-        match &attempt.phase {
-            None => !self.config.phase_fenced,
-            Some(entry) => PhaseConfig::from_entries(std::slice::from_ref(entry)).phase.replicates(),
-        }
+        let phase = self.current.as_ref().and_then(|attempt| attempt.phase.as_ref());
+        replicates(phase, self.config.phase_fenced)
     }
 
     /// Asserts the worker's invariants.
@@ -558,7 +556,11 @@ fn resource_keys(operation: &Operation) -> Vec<Key> {
 
 /// Decides an operation from what was read. Pure: the same entries give the
 /// same decision, which lets the worker recompute the plan after each step.
-fn decide(operation: &Operation, read: &[ReadEntry]) -> Result<Decision, ClientError> {
+/// `replicates`: whether the mutation emits a replication event. A secret
+/// created without one (a cell not yet migrating) has no host to wait for,
+/// so it is created `Active`; otherwise `Creating`, until the activator sees
+/// it on every host.
+fn decide(operation: &Operation, read: &[ReadEntry], replicates: bool) -> Result<Decision, ClientError> {
     match operation {
         Operation::CreateVault { vault, tenant } => {
             if read[0].value.is_some() {
@@ -575,7 +577,7 @@ fn decide(operation: &Operation, read: &[ReadEntry]) -> Result<Decision, ClientE
             Ok(Decision::Mutate(plan(&read[..1], writes, Done::Vault(*vault), None)))
         }
         Operation::CreateSecret { secret, vault, content, token } => {
-            decide_create(*secret, *vault, content, *token, read)
+            decide_create(*secret, *vault, content, *token, read, replicates)
         }
         Operation::UpdateSecret { secret, content, expected } => {
             let current = live_secret(&read[0], *expected)?;
@@ -619,12 +621,22 @@ fn decide(operation: &Operation, read: &[ReadEntry]) -> Result<Decision, ClientE
     }
 }
 
+/// Whether a mutation emits a replication event, given the phase entry an
+/// attempt read (`None` if it read none) and whether the worker is fenced.
+fn replicates(phase: Option<&ReadEntry>, fenced: bool) -> bool {
+    match phase {
+        None => !fenced,
+        Some(entry) => PhaseConfig::from_entries(std::slice::from_ref(entry)).phase.replicates(),
+    }
+}
+
 fn decide_create(
     secret: SecretId,
     vault: VaultId,
     content: &Content,
     token: IdempotencyToken,
     read: &[ReadEntry],
+    replicates: bool,
 ) -> Result<Decision, ClientError> {
     let [vault_entry, secret_entry, token_entry] = read else {
         panic!("a create reads vault, secret and token");
@@ -646,7 +658,7 @@ fn decide_create(
         tenant: vault_record.tenant,
         vault,
         version: Version(1),
-        lifecycle: Lifecycle::Creating,
+        lifecycle: if replicates { Lifecycle::Creating } else { Lifecycle::Active },
         content: Some(content.clone()),
     };
     let token_record = TokenRecord { secret, version: record.version };

@@ -301,6 +301,12 @@ impl MigrationChecker {
         }
     }
 
+    /// MIG-5: a storage fault restored a damaged entry's bytes (the same
+    /// bit flipped back): nothing is left to repair.
+    pub(crate) fn on_restored(&mut self, host: u32, secret: u32) {
+        self.outstanding.remove(&(host, secret));
+    }
+
     /// MIG-5: another record replaces a damaged one.
     pub(crate) fn on_host_holds(&mut self, host: u32, secret: u32, state: SecretState) {
         if self.outstanding.get(&(host, secret)).is_some_and(|damaged| *damaged != state) {
@@ -318,6 +324,12 @@ impl MigrationChecker {
     /// MIG-5: no corruption is left when the verifier reports done.
     pub(crate) fn on_verify_done(&mut self, out: &mut Vec<Violation>) {
         for ((host, secret), damaged) in std::mem::take(&mut self.outstanding) {
+            // Damage at a version the store has moved past is replication's
+            // to replace: a verifier repairs only at the host's own version.
+            let latest = self.history.get(&secret).and_then(|commits| commits.last()).map(|(_, state)| state.version);
+            if latest.is_some_and(|latest| latest > damaged.version) {
+                continue;
+            }
             out.push(violation(
                 PropertyId::Mig5,
                 format!(

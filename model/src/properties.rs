@@ -171,6 +171,9 @@ pub struct PropertyChecker {
     unreplicated: BTreeSet<(u32, u64)>,
     /// Backfill emissions of each (secret, version) not yet appended.
     backfill_credits: BTreeMap<(u32, u64), u32>,
+    /// A backfill that reported done while some of its emissions were still
+    /// outbox rows (async mode): MIG-2 is judged once they reached the log.
+    deferred_backfill_done: Option<u64>,
     /// The latest committed record of each secret.
     latest: BTreeMap<u32, SecretState>,
     /// Each partition's events: (secret, record).
@@ -322,6 +325,21 @@ impl PropertyChecker {
         violations
     }
 
+    /// MIG-2 for a backfill that reported done, once every backfill emission
+    /// is in the log (at once in sync mode; after the publisher's rounds in
+    /// async mode): "after catch-up" means after applying them.
+    fn judge_backfill_done(&mut self, out: &mut Vec<Violation>) {
+        if !self.backfill_credits.is_empty() {
+            return;
+        }
+        let (Some(since), Some(migration)) = (self.deferred_backfill_done.take(), &mut self.migration) else {
+            return;
+        };
+        let heads: BTreeMap<u32, u64> =
+            self.partitions.iter().map(|(tenant, events)| (*tenant, events.len() as u64)).collect();
+        migration.on_backfill_done(since, &self.live, &heads, &self.host_cursors, &self.host_records, out);
+    }
+
     /// The observations only the migration properties judge.
     fn observe_migration(&mut self, observation: &Observation, out: &mut Vec<Violation>) {
         let Some(migration) = &mut self.migration else {
@@ -334,9 +352,8 @@ impl PropertyChecker {
                 migration.on_walk_scan(*walk, *from, *stored, *page_keys, out);
             }
             Observation::BackfillDone { since } => {
-                let heads: BTreeMap<u32, u64> =
-                    self.partitions.iter().map(|(tenant, events)| (*tenant, events.len() as u64)).collect();
-                migration.on_backfill_done(*since, &self.live, &heads, &self.host_cursors, &self.host_records, out);
+                self.deferred_backfill_done = Some(*since);
+                self.judge_backfill_done(out);
             }
             Observation::RepairOrdered { host, secret, remote, host_had } => {
                 migration.on_repair_ordered(*host, *secret, *remote, *host_had, out);
@@ -356,6 +373,12 @@ impl PropertyChecker {
             self.damaged.insert((host, secret), state);
             if let Some(migration) = &mut self.migration {
                 migration.on_corrupted(host, secret, state);
+            }
+        } else {
+            // A second flip of the same bit restores the entry: intact again.
+            self.damaged.remove(&(host, secret));
+            if let Some(migration) = &mut self.migration {
+                migration.on_restored(host, secret);
             }
         }
     }
@@ -471,6 +494,7 @@ impl PropertyChecker {
         partition.push((secret, state));
         self.first_event.entry(secret).or_insert((tenant, seq));
         self.check_committed(secret, state, "the log", out);
+        self.judge_backfill_done(out);
     }
 
     fn on_host_holds(&mut self, host: u32, secret: u32, state: SecretState, out: &mut Vec<Violation>) {

@@ -984,7 +984,8 @@ impl Simulation<'_> {
 /// `s % vaults`, so in that vault's tenancy.
 pub fn refinement_for(scenario: &Scenario, world: &World) -> Refinement {
     let vaults = &world.config().vaults;
-    let secrets = scenario.workload.secrets_max.max(1);
+    let seeded = scenario.migration.as_ref().map_or(0, |migration| migration.seeded_secrets);
+    let secrets = scenario.workload.secrets_max.max(seeded).max(1);
     let secret_tenants = (0..secrets).map(|secret| (secret, vaults[(secret as usize) % vaults.len()].1 .0));
     Refinement::new(world.config().mode, secret_tenants, world.config().hosts)
 }
@@ -1001,7 +1002,11 @@ pub fn end_of_run_violations(
     if !quiet {
         violations.push(Violation {
             property: PropertyId::Rep6,
-            detail: format!("the world did not become quiet within {} ms of the heal", scenario.run.converge_within_ms),
+            detail: format!(
+                "the world did not become quiet within {} ms of the heal{}",
+                scenario.run.converge_within_ms,
+                world.why_not_quiet().map_or(String::new(), |why| format!("; still waiting for: {why}"))
+            ),
         });
     }
     violations.extend(world.check_quiescent());

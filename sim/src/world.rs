@@ -1699,14 +1699,51 @@ impl World {
         });
         let any_host_up = self.hosts.iter().any(|slot| matches!(slot, HostSlot::Up(_)));
         let none_creating = !any_host_up || !self.any_secret_creating();
-        workers_idle && clients_idle && outbox_empty && hosts_caught_up && none_creating && self.migration_settled()
+        self.unquiet_reason(workers_idle && clients_idle, outbox_empty, hosts_caught_up, none_creating).is_none()
     }
 
-    /// Whether the migration has nothing left to do: past its schedule, the
-    /// operator at its target, the running job finished, and every live
-    /// host's read path serving by the stored phase. True without a migration.
-    fn migration_settled(&self) -> bool {
-        let Some(migration) = &self.config.migration else { return true };
+    /// Why the world is not quiet, in words (for the REP-6 timeout's message).
+    pub fn why_not_quiet(&self) -> Option<String> {
+        if self.is_quiet() {
+            return None;
+        }
+        let clients = self.workers().all(|(_, worker)| !worker.is_busy());
+        let outbox = self.store.scan(vault::store::Table::Outbox, None, 1).rows.is_empty();
+        let caught_up = self.hosts.iter().all(|slot| match slot {
+            HostSlot::Up(host) => {
+                self.store.partitions().all(|tenant| host.durable().cursor(tenant) == self.store.head(tenant))
+            }
+            HostSlot::Down(_) => true,
+        });
+        self.unquiet_reason(clients, outbox, caught_up, !self.any_secret_creating())
+    }
+
+    fn unquiet_reason(
+        &self,
+        clients_idle: bool,
+        outbox_empty: bool,
+        caught_up: bool,
+        none_creating: bool,
+    ) -> Option<String> {
+        let mut waiting: Vec<String> = [
+            (clients_idle, "client operations"),
+            (outbox_empty, "outbox rows"),
+            (caught_up, "hosts catching up with the log"),
+            (none_creating, "secrets still Creating"),
+        ]
+        .iter()
+        .filter(|(done, _)| !done)
+        .map(|(_, what)| (*what).to_string())
+        .collect();
+        waiting.extend(self.migration_pending());
+        (!waiting.is_empty()).then(|| waiting.join("; "))
+    }
+
+    /// What the migration still has to do, if anything: its schedule, the
+    /// operator reaching its target, the running job finishing, or a live
+    /// host's read path learning the stored phase. `None` without a migration.
+    pub fn migration_pending(&self) -> Option<String> {
+        let migration = self.config.migration.as_ref()?;
         let stored = self.stored_phase();
         let schedule_done = migration.schedule.last().is_none_or(|(at, _)| self.now >= *at);
         let operator_idle = self.operator.as_ref().is_some_and(|operator| operator.target() == stored.phase)
@@ -1722,10 +1759,28 @@ impl World {
             Job::Down => false,
         };
         let readers_learned = self.readers.iter().flatten().all(|reader| reader.phase() == Some(stored.phase));
-        schedule_done && operator_idle && backfill_idle && verify_idle && readers_learned
+        let pending = [
+            (schedule_done, "the schedule"),
+            (operator_idle, "the operator"),
+            (backfill_idle, "the backfill"),
+            (verify_idle, "the verify pass"),
+            (readers_learned, "the hosts learning the phase"),
+        ];
+        let waiting: Vec<&str> = pending.iter().filter(|(done, _)| !done).map(|(_, what)| *what).collect();
+        let operator = self.operator.as_ref().map(|operator| operator.target());
+        (!waiting.is_empty()).then(|| {
+            format!("migration waits for {} (stored {stored:?}, operator target {operator:?})", waiting.join(", "))
+        })
     }
 
+    /// Whether some secret waits for an activation that can come: without a
+    /// migration, always; in one, only once the backfill has replicated
+    /// everything (phase `Verify` on). Before that a secret written while
+    /// replication was off has no event to activate it by until the backfill.
     fn any_secret_creating(&self) -> bool {
+        if self.config.migration.is_some() && self.stored_phase().phase < Phase::Verify {
+            return false;
+        }
         let secrets = self.store.scan(vault::store::Table::Secrets, None, usize::MAX);
         secrets
             .rows

@@ -403,3 +403,15 @@ fn rep6_counts_a_damaged_entry_at_the_store_version_as_converged_but_not_a_stale
     view.remote.insert(8, newer);
     assert_eq!(rep6(&checker, &view), 1);
 }
+
+#[test]
+fn mig5_forgets_damage_that_a_second_flip_undid() {
+    let mut checker = migrating();
+    let record = state(1, Lifecycle::Active, 7);
+    commit(&mut checker, 8, record, 1, true);
+    holds(&mut checker, 1, 8, record);
+    observe(&mut checker, Observation::Corrupted { host: 1, secret: 8, state: state(1, Lifecycle::Active, 2) });
+    // The same bit flipped back: the entry reads as committed again.
+    observe(&mut checker, Observation::Corrupted { host: 1, secret: 8, state: record });
+    assert!(checker.observe(&Observation::VerifyDone).is_empty());
+}
