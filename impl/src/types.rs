@@ -246,6 +246,25 @@ pub struct VaultRecord {
     pub deleted: bool,
 }
 
+/// Where a shard is in its life. Placements go only to `Ready` shards (RTE-3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ShardState {
+    /// Registered; its store and cell are being built or its routing rows are
+    /// still reaching the base cell's hosts. Takes no placements.
+    Provisioning,
+    /// Its cell serves and every base-cell host knows it; takes placements.
+    Ready,
+}
+
+/// A shard as the base store's registry holds it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ShardRecord {
+    /// Whether it takes placements.
+    pub state: ShardState,
+    /// Vaults placed on it so far: its load for placement.
+    pub vaults: u64,
+}
+
 /// One mutation of a secret to replicate: the record at its new version.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Mutation {

@@ -10,7 +10,9 @@
 //! that saw it absent sees it absent again.
 //!
 //! Tables: vaults, secrets, idempotency tokens, log heads and log partitions (one
-//! per tenancy), the outbox, bookmarks and config. The log is written only
+//! per tenancy), the outbox, bookmarks and config; in the base store (shard 0)
+//! also the shard registry and the routing rows (vault → shard, secret → vault),
+//! written by the placement step and the shard-addition operator. The log is written only
 //! through [`Write::Append`], which puts the event at the partition head plus one
 //! and bumps the head key; writers that read the head therefore contend on it
 //! (the `sync` interceptor's optimistic-lock contention). Outbox rows are written
@@ -29,7 +31,8 @@ use std::ops::Bound;
 
 use crate::bugzoo::Bugs;
 use crate::types::{
-    CommitSeq, LogEvent, Mutation, SecretId, SecretRecord, Seq, TenantId, VaultId, VaultRecord, Version,
+    CommitSeq, LogEvent, Mutation, SecretId, SecretRecord, Seq, ShardId, ShardRecord, TenantId, VaultId, VaultRecord,
+    Version,
 };
 
 /// An idempotency token carried by a create request (OCI's retry token).
@@ -75,6 +78,12 @@ pub enum Key {
     Bookmark(BookmarkId),
     /// Configuration.
     Config(ConfigId),
+    /// The shard registry (base store).
+    Shard(ShardId),
+    /// Routing: the shard a vault lives on (base store).
+    VaultRoute(VaultId),
+    /// Routing: the vault a secret lives in (base store).
+    SecretRoute(SecretId),
 }
 
 /// The tables of the store, in key order.
@@ -94,6 +103,12 @@ pub enum Table {
     Bookmarks,
     /// [`Key::Config`].
     Config,
+    /// [`Key::Shard`].
+    Shards,
+    /// [`Key::VaultRoute`].
+    VaultRoutes,
+    /// [`Key::SecretRoute`].
+    SecretRoutes,
 }
 
 impl Key {
@@ -107,6 +122,9 @@ impl Key {
             Key::Outbox(_) => Table::Outbox,
             Key::Bookmark(_) => Table::Bookmarks,
             Key::Config(_) => Table::Config,
+            Key::Shard(_) => Table::Shards,
+            Key::VaultRoute(_) => Table::VaultRoutes,
+            Key::SecretRoute(_) => Table::SecretRoutes,
         }
     }
 
@@ -120,6 +138,9 @@ impl Key {
             Table::Outbox => Key::Outbox(OutboxKey::first_of(TenantId(0))),
             Table::Bookmarks => Key::Bookmark(BookmarkId(0)),
             Table::Config => Key::Config(ConfigId(0)),
+            Table::Shards => Key::Shard(ShardId(0)),
+            Table::VaultRoutes => Key::VaultRoute(VaultId(0)),
+            Table::SecretRoutes => Key::SecretRoute(SecretId(0)),
         }
     }
 }
@@ -157,6 +178,12 @@ pub enum Value {
     Bookmark(u64),
     /// A config value.
     Config(u64),
+    /// A shard's registry row.
+    Shard(ShardRecord),
+    /// The shard a vault lives on.
+    VaultRoute(ShardId),
+    /// The vault a secret lives in.
+    SecretRoute(VaultId),
 }
 
 impl Value {
@@ -170,6 +197,9 @@ impl Value {
             Value::Outbox(_) => Table::Outbox,
             Value::Bookmark(_) => Table::Bookmarks,
             Value::Config(_) => Table::Config,
+            Value::Shard(_) => Table::Shards,
+            Value::VaultRoute(_) => Table::VaultRoutes,
+            Value::SecretRoute(_) => Table::SecretRoutes,
         }
     }
 }
@@ -177,7 +207,8 @@ impl Value {
 /// One write of a transaction.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Write {
-    /// Sets a key of the vaults, secrets, tokens, bookmarks or config table.
+    /// Sets a key of the vaults, secrets, tokens, bookmarks, config, shards or
+    /// routing tables.
     Put(Key, Value),
     /// Removes a key of those tables, or an outbox row.
     Delete(Key),
