@@ -29,6 +29,8 @@
 //!   remote (with a shadow compare), or local with a counted fallback.
 //! * [`verify::Verifier`]: live migration's phase 3, compares every remote
 //!   secret with every host's copy, version-aware, and repairs damaged entries.
+//! * [`placement::Placer`]: the control plane's placement step: picks a ready
+//!   shard for a new vault and writes its routing rows with it.
 //! * [`store::SharedStore`]: the same engine behind shared memory for a real
 //!   multi-threaded deployment, checked with loom through [`sync`].
 
@@ -39,6 +41,7 @@ pub mod bugzoo;
 pub mod host;
 pub mod interceptor;
 pub mod migration;
+pub mod placement;
 pub mod publisher;
 pub mod quota;
 pub mod reader;
