@@ -292,6 +292,45 @@ impl LogEvent {
     }
 }
 
+/// A routing row as the base store's routing partition carries it to the
+/// base cell's hosts: what one routing key maps to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RouteRow {
+    /// A shard is registered in this state.
+    Shard {
+        /// The shard.
+        shard: ShardId,
+        /// Its state.
+        state: ShardState,
+    },
+    /// A vault lives on a shard.
+    Vault {
+        /// The vault.
+        vault: VaultId,
+        /// Its home shard.
+        shard: ShardId,
+    },
+    /// A secret lives in a vault.
+    Secret {
+        /// The secret.
+        secret: SecretId,
+        /// Its vault.
+        vault: VaultId,
+    },
+}
+
+/// An event of the base store's routing partition: a routing row at its
+/// position, logged by the commit that wrote it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RouteEvent {
+    /// Position in the routing partition.
+    pub seq: Seq,
+    /// The commit that wrote the row: the row's version.
+    pub commit: CommitSeq,
+    /// The row.
+    pub row: RouteRow,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

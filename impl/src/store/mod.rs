@@ -12,7 +12,13 @@
 //! Tables: vaults, secrets, idempotency tokens, log heads and log partitions (one
 //! per tenancy), the outbox, bookmarks and config; in the base store (shard 0)
 //! also the shard registry and the routing rows (vault → shard, secret → vault),
-//! written by the placement step and the shard-addition operator. The log is written only
+//! written by the placement step and the shard-addition operator.
+//!
+//! Routing rows replicate through the log too: a commit whose `Put` changes what
+//! a routing key routes to (a shard's state, a vault's shard, a secret's vault;
+//! not a shard's load) appends a [`RouteEvent`] to the routing partition in the
+//! same commit, so no routing row exists unlogged ([`Store::poll_routes`]).
+//! Routing rows are never deleted. The log is written only
 //! through [`Write::Append`], which puts the event at the partition head plus one
 //! and bumps the head key; writers that read the head therefore contend on it
 //! (the `sync` interceptor's optimistic-lock contention). Outbox rows are written
@@ -31,8 +37,8 @@ use std::ops::Bound;
 
 use crate::bugzoo::Bugs;
 use crate::types::{
-    CommitSeq, LogEvent, Mutation, SecretId, SecretRecord, Seq, ShardId, ShardRecord, TenantId, VaultId, VaultRecord,
-    Version,
+    CommitSeq, LogEvent, Mutation, RouteEvent, RouteRow, SecretId, SecretRecord, Seq, ShardId, ShardRecord, TenantId,
+    VaultId, VaultRecord, Version,
 };
 
 /// An idempotency token carried by a create request (OCI's retry token).
@@ -126,6 +132,12 @@ impl Key {
             Key::VaultRoute(_) => Table::VaultRoutes,
             Key::SecretRoute(_) => Table::SecretRoutes,
         }
+    }
+
+    /// Whether this key is a routing row (shard registry or route), which
+    /// replicates through the routing partition.
+    pub fn is_routing(&self) -> bool {
+        matches!(self.table(), Table::Shards | Table::VaultRoutes | Table::SecretRoutes)
     }
 
     /// The smallest key of `table`.
@@ -252,7 +264,8 @@ pub enum InvalidWrite {
     /// A `Put` whose value does not belong to the key's table.
     ValueTableMismatch(Key),
     /// A `Put` or `Delete` of a log head, or a `Put` of an outbox row: those are
-    /// written only by `Append` and `Outbox`.
+    /// written only by `Append` and `Outbox`. Or a `Delete` of a routing row:
+    /// those replicate by their puts and are never removed.
     ReservedKey(Key),
     /// Two `Outbox` writes of one transaction carry the same partition, secret
     /// and version (they would share a key).
@@ -354,6 +367,8 @@ struct Entry {
 pub struct Store {
     entries: BTreeMap<Key, Entry>,
     partitions: BTreeMap<TenantId, Vec<LogEvent>>,
+    /// The routing partition: every change of a routing row, in commit order.
+    routes: Vec<RouteEvent>,
     last_commit: CommitSeq,
     bugs: Bugs,
 }
@@ -444,6 +459,7 @@ impl Store {
                 Some(InvalidWrite::ReservedKey(*key))
             }
             Write::Put(key, _) if key.table() == Table::Outbox => Some(InvalidWrite::ReservedKey(*key)),
+            Write::Delete(key) if key.is_routing() => Some(InvalidWrite::ReservedKey(*key)),
             Write::Put(key, value) if key.table() != value.table() => Some(InvalidWrite::ValueTableMismatch(*key)),
             Write::Put(Key::Secret(secret), Value::Secret(record)) if !record.is_well_formed() => {
                 Some(InvalidWrite::MalformedRecord(*secret))
@@ -462,7 +478,11 @@ impl Store {
             Write::Put(key, value) => {
                 value_check(value);
                 let entry = Entry { version: commit, value: value.clone() };
-                self.entries.insert(*key, entry);
+                let previous = self.entries.insert(*key, entry);
+                let before = previous.and_then(|previous| route_row(key, &previous.value));
+                if let Some(row) = route_row(key, value).filter(|row| before != Some(*row)) {
+                    self.routes.push(RouteEvent { seq: Seq(self.routes.len() as u64 + 1), commit, row });
+                }
             }
             Write::Delete(key) => {
                 self.entries.remove(key);
@@ -561,6 +581,22 @@ impl Store {
         events
     }
 
+    /// The events of the routing partition after `after`, at most `limit`.
+    pub fn poll_routes(&self, after: Seq, limit: usize) -> &[RouteEvent] {
+        let start = usize::try_from(after.0).expect("cursor fits in memory").min(self.routes.len());
+        let end = start.saturating_add(limit).min(self.routes.len());
+        let events = &self.routes[start..end];
+        if let Some(first) = events.first() {
+            assert_eq!(first.seq, after.next(), "routing partition position is seq - 1");
+        }
+        events
+    }
+
+    /// The head of the routing partition (`Seq::ZERO` when empty).
+    pub fn routes_head(&self) -> Seq {
+        Seq(self.routes.len() as u64)
+    }
+
     /// The tenancies that have a log partition.
     pub fn partitions(&self) -> impl Iterator<Item = TenantId> + '_ {
         self.partitions.keys().copied()
@@ -604,6 +640,27 @@ impl Store {
             let expected = Value::LogHead(Seq(partition.len() as u64));
             assert_eq!(head, Some(&expected), "head of partition {tenant} disagrees");
         }
+        let mut last_commit = CommitSeq(0);
+        for (index, event) in self.routes.iter().enumerate() {
+            assert_eq!(event.seq, Seq(index as u64 + 1), "gap in the routing partition");
+            assert!(
+                event.commit >= last_commit && event.commit <= self.last_commit,
+                "routing events out of commit order"
+            );
+            last_commit = event.commit;
+        }
+    }
+}
+
+/// The routing row a `Put` of `value` at `key` writes, if `key` is a routing key.
+pub fn route_row(key: &Key, value: &Value) -> Option<RouteRow> {
+    match (key, value) {
+        (Key::Shard(shard), Value::Shard(record)) => Some(RouteRow::Shard { shard: *shard, state: record.state }),
+        (Key::VaultRoute(vault), Value::VaultRoute(shard)) => Some(RouteRow::Vault { vault: *vault, shard: *shard }),
+        (Key::SecretRoute(secret), Value::SecretRoute(vault)) => {
+            Some(RouteRow::Secret { secret: *secret, vault: *vault })
+        }
+        _ => None,
     }
 }
 
