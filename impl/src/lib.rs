@@ -31,6 +31,8 @@
 //!   secret with every host's copy, version-aware, and repairs damaged entries.
 //! * [`placement::Placer`]: the control plane's placement step: picks a ready
 //!   shard for a new vault and writes its routing rows with it.
+//! * [`routes::RouteTable`]: a base-cell host's routing rows, applied from the
+//!   base store's routing partition, resolving a request by its resource.
 //! * [`store::SharedStore`]: the same engine behind shared memory for a real
 //!   multi-threaded deployment, checked with loom through [`sync`].
 
@@ -45,6 +47,7 @@ pub mod placement;
 pub mod publisher;
 pub mod quota;
 pub mod reader;
+pub mod routes;
 pub mod store;
 pub mod sync;
 pub mod types;
