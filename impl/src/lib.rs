@@ -31,6 +31,9 @@
 //!   secret with every host's copy, version-aware, and repairs damaged entries.
 //! * [`placement::Placer`]: the control plane's placement step: picks a ready
 //!   shard for a new vault and writes its routing rows with it.
+//! * [`router::Router`]: a base-cell host's router: serves its own shard's
+//!   requests, proxies the others to their cells ([`router::ProxyAuth`] on the
+//!   receiving side), and looks a missing route up in the base store.
 //! * [`routes::RouteTable`]: a base-cell host's routing rows, applied from the
 //!   base store's routing partition, resolving a request by its resource.
 //! * [`store::SharedStore`]: the same engine behind shared memory for a real
@@ -47,6 +50,7 @@ pub mod placement;
 pub mod publisher;
 pub mod quota;
 pub mod reader;
+pub mod router;
 pub mod routes;
 pub mod store;
 pub mod sync;
