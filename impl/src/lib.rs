@@ -36,6 +36,8 @@
 //!   receiving side), and looks a missing route up in the base store.
 //! * [`routes::RouteTable`]: a base-cell host's routing rows, applied from the
 //!   base store's routing partition, resolving a request by its resource.
+//! * [`shard_addition::ShardAddition`]: adds a shard live, marking it ready
+//!   only once its cell serves and every base-cell host has its registry row.
 //! * [`store::SharedStore`]: the same engine behind shared memory for a real
 //!   multi-threaded deployment, checked with loom through [`sync`].
 
@@ -52,6 +54,7 @@ pub mod quota;
 pub mod reader;
 pub mod router;
 pub mod routes;
+pub mod shard_addition;
 pub mod store;
 pub mod sync;
 pub mod types;
