@@ -241,6 +241,27 @@ pub struct RunStats {
     /// Migration counters by name (migration scenarios only; see
     /// `Simulation::observe_migration`).
     pub migration: BTreeMap<&'static str, u64>,
+    /// Every host read of a migration scenario, in request order.
+    pub host_reads: Vec<HostReadSample>,
+    /// When the store committed each migration phase: (ns, phase code).
+    pub phase_times: Vec<(u64, u8)>,
+    /// When a backfiller reported its walk done, ns, each time.
+    pub backfill_done_times: Vec<u64>,
+}
+
+/// One host read of a migration run, for latency by phase and source.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HostReadSample {
+    /// When it was issued, ns.
+    pub issued_ns: u64,
+    /// Issue to answer, ns; `None` if never answered.
+    pub latency_ns: Option<u64>,
+    /// The stored phase at issue.
+    pub phase: u8,
+    /// Where the read path answered from.
+    pub source: Option<vault::accessor::Source>,
+    /// Whether it was a client's read of a secret it had just created.
+    pub after_create: bool,
 }
 
 /// What a run measured of one tenant's requests.
@@ -303,6 +324,8 @@ enum Planned {
     Rollback,
     /// A disk flips a bit of a host's local entry (migration scenarios).
     BitFlip,
+    /// A client reads the secret it just created (`workload.read_after_create`).
+    ReadAfterCreate(SecretId),
 }
 
 /// One simulated run in progress.
@@ -349,6 +372,12 @@ struct Simulation<'a> {
     stored_phase: u8,
     /// Each host's last learned phase.
     learned: BTreeMap<u32, u8>,
+    /// When the store committed each phase.
+    phase_times: Vec<(u64, u8)>,
+    /// Reads of a secret just created (`workload.read_after_create`).
+    reads_after_create: BTreeSet<RequestId>,
+    /// When a backfiller reported done.
+    backfill_done_times: Vec<u64>,
 }
 
 /// Runs one seed of `scenario`.
@@ -386,6 +415,9 @@ pub fn run(scenario: &Scenario, options: &RunOptions) -> RunResult {
         migration: BTreeMap::new(),
         stored_phase: 0,
         learned: BTreeMap::new(),
+        phase_times: Vec::new(),
+        reads_after_create: BTreeSet::new(),
+        backfill_done_times: Vec::new(),
     };
     let (failure, converged) = simulation.run();
     let stats = simulation.stats(converged);
@@ -583,6 +615,14 @@ impl Simulation<'_> {
                 let host = self.rng.below(u64::from(self.scenario.topology.hosts)) as u32;
                 let secret = SecretId(self.rng.below(u64::from(self.secrets_created.max(1))) as u32);
                 Some(Action::Corrupt { host, secret })
+            }
+            Planned::ReadAfterCreate(secret) => {
+                let request = RequestId(self.next_request);
+                self.next_request += 1;
+                self.request_tenants.push(self.tenant_of_secret(secret));
+                self.reads_after_create.insert(request);
+                let host = self.rng.below(u64::from(self.scenario.topology.hosts)) as u32;
+                Some(Action::Read { request, host, secret, at })
             }
             Planned::Retry(throttled) => {
                 if !self.fault_phase {
@@ -782,8 +822,11 @@ impl Simulation<'_> {
         for observation in &report.observations {
             self.observe_migration(observation);
             self.observe_lag(now, observation);
-            if let Observation::Acknowledged { secret, .. } = observation {
+            if let Observation::Acknowledged { secret, version } = observation {
                 self.observe_acknowledged(SecretId(*secret));
+                if *version == 1 && self.scenario.workload.read_after_create && self.fault_phase {
+                    self.schedule(now, Planned::ReadAfterCreate(SecretId(*secret)));
+                }
             }
         }
     }
@@ -793,6 +836,7 @@ impl Simulation<'_> {
         let mut count = |name: &'static str| *self.migration.entry(name).or_default() += 1;
         match observation {
             Observation::PhaseStored { phase, .. } => {
+                self.phase_times.push((self.world.now().0, *phase));
                 count("phase commits");
                 if *phase < self.stored_phase {
                     count("rollbacks");
@@ -800,7 +844,10 @@ impl Simulation<'_> {
                 self.stored_phase = *phase;
             }
             Observation::BackfillEmitted { .. } => count("backfill events"),
-            Observation::BackfillDone { .. } => count("backfills done"),
+            Observation::BackfillDone { .. } => {
+                self.backfill_done_times.push(self.world.now().0);
+                count("backfills done");
+            }
             Observation::VerifyDone => count("verifies done"),
             Observation::Corrupted { .. } => count("bit flips"),
             Observation::RepairOrdered { .. } => count("repairs ordered"),
@@ -975,6 +1022,21 @@ impl Simulation<'_> {
             stats.migration.insert("fallbacks: not active", reads.fallback_not_active);
             stats.migration.insert("fallbacks: damaged", reads.fallback_damaged);
             stats.migration.insert("shadow mismatches", reads.shadow_mismatches);
+            stats.phase_times = self.phase_times.clone();
+            stats.backfill_done_times = self.backfill_done_times.clone();
+            stats.host_reads = self
+                .world
+                .history()
+                .iter()
+                .filter(|(_, record)| record.kind == crate::world::OperationKind::HostRead)
+                .map(|(request, record)| HostReadSample {
+                    issued_ns: record.issued_at.0,
+                    latency_ns: record.answered.map(|(at, _)| at.0 - record.issued_at.0),
+                    phase: record.phase.unwrap_or(0),
+                    source: record.source,
+                    after_create: self.reads_after_create.contains(request),
+                })
+                .collect();
         }
         stats
     }

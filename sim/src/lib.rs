@@ -9,6 +9,7 @@
 pub mod checker;
 pub mod contention;
 pub mod driver;
+pub mod migrate;
 pub mod noisy;
 pub mod plot;
 pub mod random;

@@ -127,6 +127,15 @@ enum Command {
         #[arg(long)]
         plot: Option<PathBuf>,
     },
+    /// Measure the migration (`specs/scenarios/migration-latency.toml`): host
+    /// read latency while the backfill runs, with its rate limit, without it
+    /// and with no backfill; read latency before and after switchover; and
+    /// fallbacks of reads right after a create.
+    Migrate {
+        /// Seeds per variant (seeds 0..N).
+        #[arg(long, default_value_t = sim::migrate::SEEDS_DEFAULT)]
+        seeds: u64,
+    },
     /// Serve the stateright Explorer for a model configuration on loopback.
     Explore {
         /// A configuration name or path.
@@ -193,6 +202,7 @@ fn main() -> ExitCode {
         }
         Some(Command::Noisy { seeds, store_service_us, plot }) => noisy_command(&cli, *seeds, *store_service_us, plot),
         Some(Command::Explore { config, addr }) => explore_command(&cli, config, addr),
+        Some(Command::Migrate { seeds }) => migrate_command(&cli, *seeds),
         Some(Command::Contention { seeds, plot, real, store_service_us }) => {
             contention_command(&cli, *seeds, plot, real, *store_service_us)
         }
@@ -606,6 +616,27 @@ fn noisy_command(cli: &Cli, seeds: u64, store_service_us: u64, plot: &Option<Pat
         println!("wall time {wall:.1} s");
     }
     Ok(cells.iter().all(|cell| cell.failed_seeds == 0))
+}
+
+/// The migration's measurements: tables (or JSON).
+fn migrate_command(cli: &Cli, seeds: u64) -> Result<bool, String> {
+    if seeds == 0 {
+        return Err("--seeds: a measurement runs at least one seed".into());
+    }
+    let base = Scenario::load(&scenario_path(&cli.specs, "migration-latency")).map_err(|error| error.to_string())?;
+    if base.migration.is_none() {
+        return Err("migration-latency: the measurement needs a [migration] section".into());
+    }
+    let seeds: Vec<u64> = (0..seeds).collect();
+    let (measured, wall) = timed_sweep("migrate", seeds.len() * 3, |tick| sim::migrate::measure(&base, &seeds, tick));
+    if cli.json {
+        println!("{}", serde_json::json!({"migrate": measured, "wall_seconds": wall}));
+    } else {
+        print!("{}", sim::migrate::to_table(&measured));
+        println!("(medians over {} seeds; scenario migration-latency)", seeds.len());
+        println!("wall time {wall:.1} s");
+    }
+    Ok(measured.backfill.iter().all(|impact| impact.failed_seeds == 0))
 }
 
 fn contention_command(

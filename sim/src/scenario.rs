@@ -331,6 +331,10 @@ pub struct Workload {
     /// request's tenant follows from its secret's popularity alone.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tenant_weights: Vec<u32>,
+    /// Whether a client reads each secret it created from a host as soon as
+    /// the create is acknowledged (read-your-write traffic). Such reads are
+    /// extra to `rate_per_second`.
+    pub read_after_create: bool,
 }
 
 impl Default for Workload {
@@ -344,6 +348,7 @@ impl Default for Workload {
             mix: Mix::default(),
             bursts: Vec::new(),
             tenant_weights: Vec::new(),
+            read_after_create: false,
         }
     }
 }

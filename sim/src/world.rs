@@ -344,6 +344,12 @@ pub struct OperationRecord {
     pub tenant: Option<u32>,
     /// The front door's refusal, if the request was throttled.
     pub throttled: Option<Throttle>,
+    /// In a migrating world: the phase the store held when the request was
+    /// issued (its code).
+    pub phase: Option<u8>,
+    /// In a migrating world, for a host read: where the read path answered
+    /// it from (the first answer).
+    pub source: Option<Source>,
 }
 
 /// A throttled request: who refused it and the retry-after the client was told.
@@ -855,7 +861,16 @@ impl World {
     }
 
     fn record_issue(&mut self, request: RequestId, kind: OperationKind) {
-        let record = OperationRecord { kind, issued_at: self.now, answered: None, tenant: None, throttled: None };
+        let phase = self.config.migration.as_ref().map(|_| self.stored_phase().phase.code() as u8);
+        let record = OperationRecord {
+            kind,
+            issued_at: self.now,
+            answered: None,
+            tenant: None,
+            throttled: None,
+            phase,
+            source: None,
+        };
         let previous = Arc::make_mut(&mut self.history).insert(request, record);
         assert!(previous.is_none(), "request id {request:?} reused");
     }
@@ -1540,6 +1555,10 @@ impl World {
                             Ok(LocalRead::Missing) | Err(_) => None,
                         };
                         self.observe_all(&[Observation::HostRead { host: index, secret: secret.0, found }], report);
+                    }
+                    let history = Arc::make_mut(&mut self.history);
+                    if let Some(record) = history.get_mut(&request) {
+                        record.source.get_or_insert(source);
                     }
                     let payload = Payload::HostReadAnswer { request, read: result };
                     report.sent.push(self.send(NodeId::Host(index), NodeId::Client, payload));
