@@ -1399,17 +1399,23 @@ impl World {
         }
     }
 
+    /// Sends a machine's store request from `node`.
+    fn send_store_request(&mut self, node: NodeId, tag: RequestTag, request: StoreRequest, report: &mut StepReport) {
+        report.sent.push(self.send(node, NodeId::Store, Payload::StoreRequest { tag, request }));
+    }
+
+    /// Arms `node`'s one timer (replacing any it had).
+    fn arm_timer(&mut self, node: NodeId, deadline: Time, report: &mut StepReport) {
+        self.timers.insert(node, deadline);
+        report.timers_changed.push(node);
+    }
+
     fn drain_worker(&mut self, index: u32, report: &mut StepReport) {
         let node = NodeId::Worker(index);
         while let Some(output) = self.worker_mut(index).poll_output() {
             match output {
-                WorkerOutput::Store { tag, request } => {
-                    report.sent.push(self.send(node, NodeId::Store, Payload::StoreRequest { tag, request }));
-                }
-                WorkerOutput::Timer { deadline } => {
-                    self.timers.insert(node, deadline);
-                    report.timers_changed.push(node);
-                }
+                WorkerOutput::Store { tag, request } => self.send_store_request(node, tag, request, report),
+                WorkerOutput::Timer { deadline } => self.arm_timer(node, deadline, report),
                 WorkerOutput::Answer { request, result } => {
                     report.sent.push(self.send(node, NodeId::Client, Payload::ClientAnswer { request, result }));
                 }
@@ -1421,13 +1427,8 @@ impl World {
         let node = NodeId::Host(index);
         while let Some(output) = self.host_mut(index).poll_output() {
             match output {
-                HostOutput::Store { tag, request } => {
-                    report.sent.push(self.send(node, NodeId::Store, Payload::StoreRequest { tag, request }));
-                }
-                HostOutput::Timer { deadline } => {
-                    self.timers.insert(node, deadline);
-                    report.timers_changed.push(node);
-                }
+                HostOutput::Store { tag, request } => self.send_store_request(node, tag, request, report),
+                HostOutput::Timer { deadline } => self.arm_timer(node, deadline, report),
                 HostOutput::Applied { host, cursors } => {
                     report.sent.push(self.send(node, NodeId::Activator, Payload::Applied { host, cursors }));
                 }
@@ -1439,13 +1440,8 @@ impl World {
         let node = NodeId::Publisher(tenant);
         while let Some(output) = self.publisher_mut(tenant).poll_output() {
             match output {
-                PublisherOutput::Store { tag, request } => {
-                    report.sent.push(self.send(node, NodeId::Store, Payload::StoreRequest { tag, request }));
-                }
-                PublisherOutput::Timer { deadline } => {
-                    self.timers.insert(node, deadline);
-                    report.timers_changed.push(node);
-                }
+                PublisherOutput::Store { tag, request } => self.send_store_request(node, tag, request, report),
+                PublisherOutput::Timer { deadline } => self.arm_timer(node, deadline, report),
             }
         }
     }
@@ -1454,13 +1450,9 @@ impl World {
         while let Some(output) = self.activator_mut().poll_output() {
             match output {
                 ActivatorOutput::Store { tag, request } => {
-                    let payload = Payload::StoreRequest { tag, request };
-                    report.sent.push(self.send(NodeId::Activator, NodeId::Store, payload));
+                    self.send_store_request(NodeId::Activator, tag, request, report)
                 }
-                ActivatorOutput::Timer { deadline } => {
-                    self.timers.insert(NodeId::Activator, deadline);
-                    report.timers_changed.push(NodeId::Activator);
-                }
+                ActivatorOutput::Timer { deadline } => self.arm_timer(NodeId::Activator, deadline, report),
             }
         }
     }
@@ -1469,13 +1461,9 @@ impl World {
         while let Some(output) = self.operator_mut().poll_output() {
             match output {
                 OperatorOutput::Store { tag, request } => {
-                    let payload = Payload::StoreRequest { tag, request };
-                    report.sent.push(self.send(NodeId::Operator, NodeId::Store, payload));
+                    self.send_store_request(NodeId::Operator, tag, request, report)
                 }
-                OperatorOutput::Timer { deadline } => {
-                    self.timers.insert(NodeId::Operator, deadline);
-                    report.timers_changed.push(NodeId::Operator);
-                }
+                OperatorOutput::Timer { deadline } => self.arm_timer(NodeId::Operator, deadline, report),
                 // The world learns phases from the store's commits, not from the operator's word.
                 OperatorOutput::Committed { .. } => {}
             }
@@ -1486,13 +1474,9 @@ impl World {
         while let Some(output) = job_mut(&mut self.backfiller).poll_output() {
             match output {
                 BackfillOutput::Store { tag, request } => {
-                    let payload = Payload::StoreRequest { tag, request };
-                    report.sent.push(self.send(NodeId::Backfiller, NodeId::Store, payload));
+                    self.send_store_request(NodeId::Backfiller, tag, request, report)
                 }
-                BackfillOutput::Timer { deadline } => {
-                    self.timers.insert(NodeId::Backfiller, deadline);
-                    report.timers_changed.push(NodeId::Backfiller);
-                }
+                BackfillOutput::Timer { deadline } => self.arm_timer(NodeId::Backfiller, deadline, report),
                 BackfillOutput::Done => {
                     let since = self.stored_phase().since.expect("a backfill runs after t1 is stored");
                     self.observe_all(&[Observation::BackfillDone { since: since.0 }], report);
@@ -1504,10 +1488,7 @@ impl World {
     fn drain_verifier(&mut self, report: &mut StepReport) {
         while let Some(output) = job_mut(&mut self.verifier).poll_output() {
             match output {
-                VerifyOutput::Store { tag, request } => {
-                    let payload = Payload::StoreRequest { tag, request };
-                    report.sent.push(self.send(NodeId::Verifier, NodeId::Store, payload));
-                }
+                VerifyOutput::Store { tag, request } => self.send_store_request(NodeId::Verifier, tag, request, report),
                 VerifyOutput::Digest { tag, host, secrets } => {
                     let payload = Payload::DigestRequest { tag, secrets };
                     report.sent.push(self.send(NodeId::Verifier, NodeId::Host(host.0), payload));
@@ -1525,10 +1506,7 @@ impl World {
                     let payload = Payload::RepairRequest { tag, secret, record };
                     report.sent.push(self.send(NodeId::Verifier, NodeId::Host(host.0), payload));
                 }
-                VerifyOutput::Timer { deadline } => {
-                    self.timers.insert(NodeId::Verifier, deadline);
-                    report.timers_changed.push(NodeId::Verifier);
-                }
+                VerifyOutput::Timer { deadline } => self.arm_timer(NodeId::Verifier, deadline, report),
                 VerifyOutput::Done => self.observe_all(&[Observation::VerifyDone], report),
             }
         }
@@ -1540,13 +1518,8 @@ impl World {
         let node = NodeId::Reader(index);
         while let Some(output) = self.reader_mut(index).poll_output() {
             match output {
-                ReaderOutput::Store { tag, request } => {
-                    report.sent.push(self.send(node, NodeId::Store, Payload::StoreRequest { tag, request }));
-                }
-                ReaderOutput::Timer { deadline } => {
-                    self.timers.insert(node, deadline);
-                    report.timers_changed.push(node);
-                }
+                ReaderOutput::Store { tag, request } => self.send_store_request(node, tag, request, report),
+                ReaderOutput::Timer { deadline } => self.arm_timer(node, deadline, report),
                 ReaderOutput::Answer { request, result, source } => {
                     if source == Source::Local {
                         let secret = read.expect("a local answer comes with its read");
