@@ -16,7 +16,8 @@
 //!   its reason. So a secret `Active` at the remote store is never answered
 //!   `Missing` while the store answers (MIG-6). A local entry whose bytes no
 //!   longer match their checksum (a damaged disk) falls back too, so damage
-//!   the verifier has not repaired yet is never served.
+//!   the verifier has not repaired (or that came after its one pass) is never
+//!   served, and the remote record goes back to the host as a read repair.
 //!
 //! A remote read that gets no reply within `request_timeout_ns` is answered
 //! [`ReadError::Unavailable`]. The caller hands in the local store's answer
@@ -102,6 +103,15 @@ pub enum AccessorOutput {
         /// Where it came from.
         source: Source,
     },
+    /// Replace the local entry of `secret`, found damaged, by `record`, the
+    /// remote store's (a read repair; the host's repair takes it only at the
+    /// same version, so it never moves the host back).
+    Repair {
+        /// The secret.
+        secret: SecretId,
+        /// The remote record.
+        record: SecretRecord,
+    },
 }
 
 /// Counters for reports.
@@ -117,6 +127,8 @@ pub struct AccessorStats {
     pub fallback_not_active: u64,
     /// Hybrid reads that fell back because the local entry was damaged.
     pub fallback_damaged: u64,
+    /// Repairs asked of the host after such a fallback.
+    pub read_repairs: u64,
     /// Remote reads answered `Unavailable`.
     pub timeouts: u64,
     /// Shadow comparisons that matched.
@@ -228,6 +240,10 @@ impl Accessor {
             if let Some(remote) = &remote {
                 self.shadow(remote, &local);
             }
+        }
+        if let (Source::Fallback(Fallback::Damaged), Some(record)) = (pending.source, &remote) {
+            self.stats.read_repairs += 1;
+            self.outputs.push_back(AccessorOutput::Repair { secret: pending.secret, record: record.clone() });
         }
         let read = remote.map_or(LocalRead::Missing, LocalRead::Found);
         self.outputs.push_back(AccessorOutput::Answer {

@@ -31,7 +31,7 @@ use crate::bugzoo::Bugs;
 use crate::host::LocalRead;
 use crate::migration::{Phase, PhaseConfig};
 use crate::store::{StoreReply, StoreRequest};
-use crate::types::{RequestTag, SecretId, Time};
+use crate::types::{RequestTag, SecretId, SecretRecord, Time};
 use crate::worker::RequestId;
 
 /// The first tag of the reader's phase polls; the accessor's tags count up
@@ -70,6 +70,14 @@ pub enum ReaderOutput {
         result: Result<LocalRead, ReadError>,
         /// Where it came from.
         source: Source,
+    },
+    /// Repair the host's damaged entry of `secret` with the remote `record`
+    /// (see [`AccessorOutput::Repair`]).
+    Repair {
+        /// The secret.
+        secret: SecretId,
+        /// The remote record.
+        record: SecretRecord,
     },
     /// The reader now serves by `phase`.
     Learned {
@@ -214,6 +222,9 @@ impl Reader {
                 AccessorOutput::Timer { deadline } => self.accessor_deadline = Some(deadline),
                 AccessorOutput::Answer { request, result, source } => {
                     self.outputs.push_back(ReaderOutput::Answer { request, result, source });
+                }
+                AccessorOutput::Repair { secret, record } => {
+                    self.outputs.push_back(ReaderOutput::Repair { secret, record });
                 }
             }
         }

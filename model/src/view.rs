@@ -180,7 +180,8 @@ pub enum Observation {
         /// Keys per page: the walk's bookmark interval.
         page_keys: u64,
     },
-    /// The backfiller reported its walk finished for `t1` = `since`.
+    /// The store committed the backfill's bookmark as finished, for `t1` =
+    /// `since` (the walk is done, whether or not its backfiller lived to say so).
     BackfillDone {
         /// `t1` of the migration it backfilled.
         since: u64,
@@ -217,7 +218,7 @@ pub enum Observation {
         /// The repaired entry.
         state: SecretState,
     },
-    /// The verifier reported its pass finished.
+    /// The store committed the verify pass's bookmark as finished.
     VerifyDone,
 }
 

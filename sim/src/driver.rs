@@ -1021,6 +1021,7 @@ impl Simulation<'_> {
             stats.migration.insert("fallbacks: missing", reads.fallback_missing);
             stats.migration.insert("fallbacks: not active", reads.fallback_not_active);
             stats.migration.insert("fallbacks: damaged", reads.fallback_damaged);
+            stats.migration.insert("read repairs", reads.read_repairs);
             stats.migration.insert("shadow mismatches", reads.shadow_mismatches);
             stats.phase_times = self.phase_times.clone();
             stats.backfill_done_times = self.backfill_done_times.clone();

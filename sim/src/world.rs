@@ -37,7 +37,7 @@ use vault::host::DigestEntry;
 use vault::host::{Host, HostConfig, HostOutput, LocalRead, LocalStore};
 use vault::interceptor::InterceptorMode;
 use vault::migration::{Operator, OperatorConfig, OperatorOutput, Phase, PhaseConfig};
-use vault::migration::{BACKFILL_BOOKMARK, VERIFY_BOOKMARK};
+use vault::migration::{BACKFILL_BOOKMARK, BOOKMARK_DONE, VERIFY_BOOKMARK};
 use vault::publisher::{Publisher, PublisherConfig, PublisherOutput};
 use vault::quota::{Admission, BucketConfig, Limit, QuotaConfigError, QuotaScope, QuotaTable, QuotaTableConfig};
 use vault::reader::{Reader, ReaderConfig, ReaderOutput};
@@ -1073,6 +1073,18 @@ impl World {
                 state,
             });
         }
+        for write in &transaction.writes {
+            match write {
+                Write::Put(Key::Bookmark(BACKFILL_BOOKMARK), Value::Bookmark(BOOKMARK_DONE)) => {
+                    let since = self.stored_phase().since.expect("a backfill runs after t1 is stored");
+                    observations.push(Observation::BackfillDone { since: since.0 });
+                }
+                Write::Put(Key::Bookmark(VERIFY_BOOKMARK), Value::Bookmark(BOOKMARK_DONE)) => {
+                    observations.push(Observation::VerifyDone);
+                }
+                _ => {}
+            }
+        }
         let phase_written = transaction
             .writes
             .iter()
@@ -1477,10 +1489,9 @@ impl World {
                     self.send_store_request(NodeId::Backfiller, tag, request, report)
                 }
                 BackfillOutput::Timer { deadline } => self.arm_timer(NodeId::Backfiller, deadline, report),
-                BackfillOutput::Done => {
-                    let since = self.stored_phase().since.expect("a backfill runs after t1 is stored");
-                    self.observe_all(&[Observation::BackfillDone { since: since.0 }], report);
-                }
+                // Judged from the store's commit of the finished bookmark
+                // (see `observe_commit`), which a crash cannot lose.
+                BackfillOutput::Done => {}
             }
         }
     }
@@ -1507,7 +1518,7 @@ impl World {
                     report.sent.push(self.send(NodeId::Verifier, NodeId::Host(host.0), payload));
                 }
                 VerifyOutput::Timer { deadline } => self.arm_timer(NodeId::Verifier, deadline, report),
-                VerifyOutput::Done => self.observe_all(&[Observation::VerifyDone], report),
+                VerifyOutput::Done => {}
             }
         }
     }
@@ -1535,6 +1546,12 @@ impl World {
                     }
                     let payload = Payload::HostReadAnswer { request, read: result };
                     report.sent.push(self.send(NodeId::Host(index), NodeId::Client, payload));
+                }
+                ReaderOutput::Repair { secret, record } => {
+                    if self.host_mut(index).repair(secret, &record) {
+                        let state = secret_state(&record);
+                        self.observe_all(&[Observation::Repaired { host: index, secret: secret.0, state }], report);
+                    }
                 }
                 ReaderOutput::Learned { phase } => {
                     let learned = Observation::PhaseLearned { host: index, phase: phase.code() as u8 };
@@ -1831,6 +1848,7 @@ fn add_read_stats(left: AccessorStats, right: AccessorStats) -> AccessorStats {
         fallback_missing: left.fallback_missing + right.fallback_missing,
         fallback_not_active: left.fallback_not_active + right.fallback_not_active,
         fallback_damaged: left.fallback_damaged + right.fallback_damaged,
+        read_repairs: left.read_repairs + right.read_repairs,
         timeouts: left.timeouts + right.timeouts,
         shadow_matches: left.shadow_matches + right.shadow_matches,
         shadow_lagging: left.shadow_lagging + right.shadow_lagging,

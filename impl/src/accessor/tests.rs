@@ -123,7 +123,18 @@ fn hybrid_mode_never_serves_a_damaged_local_entry() {
     let mut accessor = Accessor::new(ReadMode::Hybrid, 10 * MS);
     let mut damaged = remote.clone();
     damaged.content = damaged.content.map(|content| content.with_flipped_bit());
-    let answer = read(&mut accessor, &mut store, LocalRead::Found(damaged));
-    assert_eq!(answer, (Ok(LocalRead::Found(remote)), Source::Fallback(Fallback::Damaged)));
-    assert_eq!((accessor.stats().fallback_damaged, accessor.stats().local), (1, 0));
+    accessor.on_read(Time(0), RequestId(7), S1, LocalRead::Found(damaged.clone()));
+    let outputs = drain(&mut accessor);
+    let Some(AccessorOutput::Store { tag, request }) = outputs.first().cloned() else { panic!("{outputs:?}") };
+    accessor.on_store_reply(Time(MS), tag, store.on_request(request), LocalRead::Found(damaged));
+    let outputs = drain(&mut accessor);
+    let answer = AccessorOutput::Answer {
+        request: RequestId(7),
+        result: Ok(LocalRead::Found(remote.clone())),
+        source: Source::Fallback(Fallback::Damaged),
+    };
+    // The host is asked to repair with the remote record, and the client gets it.
+    assert_eq!(outputs, vec![AccessorOutput::Repair { secret: S1, record: remote }, answer]);
+    let stats = accessor.stats();
+    assert_eq!((stats.fallback_damaged, stats.read_repairs, stats.local), (1, 1, 0));
 }
