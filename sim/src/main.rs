@@ -386,7 +386,7 @@ fn render_command(trace: &Path, from: u64, to: u64, hide_idle: bool) -> Result<b
     let text = std::fs::read_to_string(trace).map_err(|error| format!("cannot read {}: {error}", trace.display()))?;
     let diagram = sim::trace::render_mermaid(&text, from, to, hide_idle)
         .map_err(|error| format!("{}:{error}", trace.display()))?;
-    print!("{diagram}");
+    print_all(&diagram)?;
     Ok(true)
 }
 
@@ -616,6 +616,16 @@ fn noisy_command(cli: &Cli, seeds: u64, store_service_us: u64, plot: &Option<Pat
         println!("wall time {wall:.1} s");
     }
     Ok(cells.iter().all(|cell| cell.failed_seeds == 0))
+}
+
+/// Writes `text` to stdout; a reader that stopped reading (`| head`) ends
+/// the output quietly instead of a panic.
+fn print_all(text: &str) -> Result<(), String> {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => Err(format!("cannot write to stdout: {error}")),
+        _ => Ok(()),
+    }
 }
 
 /// The migration's measurements: tables (or JSON).

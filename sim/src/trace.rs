@@ -605,7 +605,12 @@ pub fn render_mermaid(text: &str, from: u64, to: u64, hide_idle: bool) -> Result
     }
     let mut out = vec![
         "sequenceDiagram".to_string(),
-        format!("    %% vaultsim trace: {} seed {} steps {from}..{to}", header.name(), header.seed()),
+        format!(
+            "    %% vaultsim trace: {} seed {} steps {from}..{}",
+            header.name(),
+            header.seed(),
+            if to == u64::MAX { "end".to_string() } else { to.to_string() }
+        ),
     ];
     out.extend(participants.iter().map(|name| format!("    participant {} as {name}", mermaid_id(name))));
     out.extend(body);
