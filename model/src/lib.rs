@@ -18,5 +18,5 @@ pub mod view;
 
 pub use migration::MigrationChecker;
 pub use properties::{PropertyChecker, PropertyId, Violation};
-pub use throttle::{LimitShape, ThrottleChecker, ThrottleLimits};
+pub use throttle::{BudgetChecker, LimitShape, ThrottleChecker, ThrottleLimits};
 pub use view::{HostView, Lifecycle, Observation, SecretState, View};

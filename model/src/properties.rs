@@ -26,7 +26,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use crate::migration::MigrationChecker;
-use crate::throttle::{ThrottleChecker, ThrottleLimits};
+use crate::throttle::{BudgetChecker, LimitShape, ThrottleChecker, ThrottleLimits};
 use crate::view::{Lifecycle, Observation, SecretState, View};
 
 /// A property's stable ID, as in `specs/invariants.md`.
@@ -61,6 +61,9 @@ pub enum PropertyId {
     /// A tenant within its own quota is not throttled while service capacity
     /// remains (another tenant's burst does not starve it).
     Thr2,
+    /// A migration job's store requests stay within its budget: rate × window
+    /// plus burst, for every window.
+    Thr3,
     /// A backfill emission carries the secret's latest committed record: it
     /// never overrides a live event.
     Mig1,
@@ -86,7 +89,7 @@ pub enum PropertyId {
 
 impl PropertyId {
     /// Every property, in catalogue order.
-    pub const ALL: [PropertyId; 19] = [
+    pub const ALL: [PropertyId; 20] = [
         PropertyId::Rep1,
         PropertyId::Rep2,
         PropertyId::Rep3,
@@ -99,6 +102,7 @@ impl PropertyId {
         PropertyId::Ref1,
         PropertyId::Thr1,
         PropertyId::Thr2,
+        PropertyId::Thr3,
         PropertyId::Mig1,
         PropertyId::Mig2,
         PropertyId::Mig3,
@@ -123,6 +127,7 @@ impl PropertyId {
             PropertyId::Ref1 => "REF-1",
             PropertyId::Thr1 => "THR-1",
             PropertyId::Thr2 => "THR-2",
+            PropertyId::Thr3 => "THR-3",
             PropertyId::Mig1 => "MIG-1",
             PropertyId::Mig2 => "MIG-2",
             PropertyId::Mig3 => "MIG-3",
@@ -161,7 +166,8 @@ impl fmt::Display for Violation {
 }
 
 /// The incremental checker of REP-1 … REP-9, of THR-1 and THR-2 when it was
-/// given the throttling limits, and of MIG-1 … MIG-7 when the world migrates.
+/// given the throttling limits, of THR-3 for the jobs whose budget it was
+/// given, and of MIG-1 … MIG-7 when the world migrates.
 /// See the module documentation.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct PropertyChecker {
@@ -202,6 +208,8 @@ pub struct PropertyChecker {
     acknowledged: BTreeMap<u32, u64>,
     /// THR-1 and THR-2, when the world throttles (see [`crate::throttle`]).
     throttle: Option<ThrottleChecker>,
+    /// THR-3, for the migration jobs whose budget it was given.
+    budgets: BudgetChecker,
     /// MIG-1 … MIG-7, when the world migrates (see [`crate::migration`]).
     migration: Option<MigrationChecker>,
 }
@@ -220,6 +228,13 @@ impl PropertyChecker {
     /// The same checker, also judging THR-1 and THR-2 against `limits`.
     pub fn with_throttle_limits(self, limits: ThrottleLimits) -> PropertyChecker {
         PropertyChecker { throttle: Some(ThrottleChecker::new(limits)), ..self }
+    }
+
+    /// The same checker, also judging THR-3 for migration job `job` (its walk
+    /// number, as in [`Observation::BudgetedRequest`]) against `budget`.
+    pub fn with_job_budget(mut self, job: u8, budget: LimitShape) -> PropertyChecker {
+        self.budgets = self.budgets.with_budget(job, budget);
+        self
     }
 
     /// The same checker, also judging MIG-1 … MIG-7 for a world that runs a
@@ -305,6 +320,7 @@ impl PropertyChecker {
                     format!("tenant {tenant} was throttled at {at_ns} ns, but no limit is configured"),
                 )),
             },
+            Observation::BudgetedRequest { job, at_ns } => self.budgets.on_request(*job, *at_ns, &mut violations),
             Observation::BackfillEmitted { secret, state, .. } => {
                 *self.backfill_credits.entry((*secret, state.version)).or_default() += 1;
                 if let Some(migration) = &self.migration {

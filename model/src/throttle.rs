@@ -1,4 +1,4 @@
-//! The throttling properties THR-1 and THR-2, checked incrementally.
+//! The throttling properties THR-1, THR-2 and THR-3, checked incrementally.
 //!
 //! A driver reports each control-plane request that reached the quota table as
 //! [`Observation::Admitted`](crate::Observation::Admitted) or
@@ -25,6 +25,15 @@
 //!   because of someone else: a violation. A request that finds its quota
 //!   empty starts the quota's block interval, as the quota semantics say, and
 //!   the reference follows.
+//!
+//! * **THR-3** (a migration job's store traffic within its budget): the
+//!   driver reports every store request a budgeted job sends as
+//!   [`Observation::BudgetedRequest`](crate::Observation::BudgetedRequest)
+//!   with the job and the time; a [`BudgetChecker`] built with each job's
+//!   budget judges them exactly as THR-1 judges admissions, with one
+//!   reference bucket per job that starts full at time zero and lives across
+//!   the job's crashes and restarts: a budget bounds the job's traffic, not
+//!   one incarnation's.
 //!
 //! Arithmetic is exact integers: a token is `interval_ns` units and a bucket
 //! gains `rate` units per nanosecond.
@@ -107,10 +116,9 @@ impl ReferenceBucket {
         let capacity = ReferenceBucket::capacity(self.shape);
         let level = self.level_units.saturating_add(u128::from(elapsed) * u128::from(self.shape.rate));
         if level >= capacity {
-            // The time it became full, for the window of a later violation.
-            let missing = capacity - self.level_units.min(capacity);
-            let full_after = missing.div_ceil(u128::from(self.shape.rate));
-            self.full_at_ns = self.updated_ns.saturating_add(u64::try_from(full_after).unwrap_or(u64::MAX));
+            // Full now: every later take lies in a window that starts here,
+            // the shortest one a later violation can name.
+            self.full_at_ns = self.updated_ns.max(at_ns);
             self.since_full = 0;
         }
         self.level_units = level.min(capacity);
@@ -158,14 +166,14 @@ impl ThrottleChecker {
     pub fn on_admitted(&mut self, tenant: u32, at_ns: u64, out: &mut Vec<Violation>) {
         if let Some(bucket) = self.tenant_bucket(tenant, at_ns) {
             if !bucket.has_token() {
-                out.push(window_violation(&format!("tenant {tenant}"), bucket, at_ns));
+                out.push(window_violation(PropertyId::Thr1, &format!("tenant {tenant}"), bucket, at_ns));
             }
             bucket.take();
         }
         if let Some(bucket) = &mut self.service {
             bucket.refill(at_ns);
             if !bucket.has_token() {
-                out.push(window_violation("the service", bucket, at_ns));
+                out.push(window_violation(PropertyId::Thr1, "the service", bucket, at_ns));
             }
             bucket.take();
         }
@@ -212,13 +220,48 @@ impl ThrottleChecker {
     }
 }
 
-fn window_violation(whom: &str, bucket: &ReferenceBucket, at_ns: u64) -> Violation {
+/// The incremental checker of THR-3: each budgeted job's store requests
+/// against a reference bucket of its budget. See the module documentation.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct BudgetChecker {
+    /// Each job's reference bucket, by job.
+    jobs: BTreeMap<u8, ReferenceBucket>,
+}
+
+impl BudgetChecker {
+    /// The same checker, also judging `job`'s requests against `budget` (its
+    /// reference bucket full at time zero). `block_interval_ns` is ignored.
+    pub fn with_budget(mut self, job: u8, budget: LimitShape) -> BudgetChecker {
+        let shape = LimitShape { block_interval_ns: None, ..budget };
+        self.jobs.insert(job, ReferenceBucket::new(shape));
+        self
+    }
+
+    /// The budget of `job`, if it has one.
+    pub fn budget(&self, job: u8) -> Option<LimitShape> {
+        self.jobs.get(&job).map(|bucket| bucket.shape)
+    }
+
+    /// Job `job` sent a store request at `at_ns` (THR-3). A job without a
+    /// budget is not judged.
+    pub fn on_request(&mut self, job: u8, at_ns: u64, out: &mut Vec<Violation>) {
+        let Some(bucket) = self.jobs.get_mut(&job) else { return };
+        bucket.refill(at_ns);
+        if !bucket.has_token() {
+            out.push(window_violation(PropertyId::Thr3, &format!("migration job {job}"), bucket, at_ns));
+        }
+        bucket.take();
+    }
+}
+
+fn window_violation(property: PropertyId, whom: &str, bucket: &ReferenceBucket, at_ns: u64) -> Violation {
     let window_ns = at_ns.saturating_sub(bucket.full_at_ns);
     let shape = bucket.shape;
+    let what = if property == PropertyId::Thr3 { "store requests sent" } else { "requests admitted" };
     Violation {
-        property: PropertyId::Thr1,
+        property,
         detail: format!(
-            "{whom} had {} requests admitted in the {window_ns} ns up to {at_ns} ns, more than burst {} + \
+            "{whom} had {} {what} in the {window_ns} ns up to {at_ns} ns, more than burst {} + \
              window × {} / {} ns = {}",
             bucket.since_full + 1,
             shape.burst,

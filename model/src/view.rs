@@ -136,6 +136,14 @@ pub enum Observation {
         /// The retry-after the client was told, ns.
         retry_after_ns: u64,
     },
+    /// A migration job (the backfiller, `job` 1: its walk number) sent a
+    /// store request at `at_ns`, having taken it from its budget (THR-3).
+    BudgetedRequest {
+        /// Which job.
+        job: u8,
+        /// When, in ns of the run.
+        at_ns: u64,
+    },
     /// The store committed a backfill page that emits `secret`'s record
     /// `state` (an append in sync mode, an outbox row in async mode): a
     /// record the backfiller read, committed before `t1`. In sync mode the

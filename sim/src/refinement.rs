@@ -249,6 +249,7 @@ pub fn refresh_abstract(journal: &mut SpecJournal, world: &World, action: &Actio
             | Observation::HostStranded { .. }
             | Observation::Admitted { .. }
             | Observation::Throttled { .. }
+            | Observation::BudgetedRequest { .. }
             | Observation::PhaseLearned { .. }
             | Observation::WalkScan { .. }
             | Observation::BackfillDone { .. }

@@ -113,3 +113,72 @@ fn the_property_checker_judges_throttling_only_with_limits() {
     assert_eq!(PropertyId::parse("THR-1"), Some(PropertyId::Thr1));
     assert_eq!(PropertyId::Thr2.as_str(), "THR-2");
 }
+
+#[test]
+fn thr1_names_the_window_from_the_last_moment_the_bucket_was_full() {
+    // Full since time 0 but first charged at 10 000 ns: the window a later
+    // violation names starts there, not at 0.
+    let mut checker = ThrottleChecker::new(ThrottleLimits { global: Some(shape()), ..ThrottleLimits::default() });
+    for _ in 0..3 {
+        assert!(admitted(&mut checker, 0, 10_000).is_empty());
+    }
+    let mut out = Vec::new();
+    checker.on_admitted(0, 10_100, &mut out);
+    assert_eq!(ids(&out), [PropertyId::Thr1]);
+    assert!(out[0].detail.contains("tenant 0 had 4 requests admitted in the 100 ns"), "{}", out[0].detail);
+}
+
+fn sent(checker: &mut BudgetChecker, job: u8, at_ns: u64) -> Vec<PropertyId> {
+    let mut out = Vec::new();
+    checker.on_request(job, at_ns, &mut out);
+    ids(&out)
+}
+
+#[test]
+fn thr3_holds_for_a_burst_then_the_rate() {
+    let mut checker = BudgetChecker::default().with_budget(1, shape());
+    for _ in 0..3 {
+        assert!(sent(&mut checker, 1, 0).is_empty(), "the burst goes at once");
+    }
+    assert!(sent(&mut checker, 1, 500).is_empty());
+    assert!(sent(&mut checker, 1, 1_000).is_empty());
+    assert_eq!(checker.budget(1), Some(shape()));
+}
+
+#[test]
+fn thr3_flags_one_request_more_than_burst_plus_rate_in_a_window() {
+    let mut checker = BudgetChecker::default().with_budget(1, shape());
+    for at in [0, 0, 0, 500] {
+        assert!(sent(&mut checker, 1, at).is_empty());
+    }
+    let mut out = Vec::new();
+    checker.on_request(1, 999, &mut out);
+    assert_eq!(ids(&out), [PropertyId::Thr3]);
+    assert!(out[0].detail.contains("migration job 1 had 5 store requests sent in the 999 ns"), "{}", out[0].detail);
+}
+
+#[test]
+fn thr3_judges_only_jobs_with_a_budget_and_each_against_its_own() {
+    let mut checker = BudgetChecker::default().with_budget(1, shape());
+    for _ in 0..10 {
+        assert!(sent(&mut checker, 2, 0).is_empty(), "job 2 has no budget");
+    }
+    for _ in 0..3 {
+        assert!(sent(&mut checker, 1, 0).is_empty(), "job 2's requests took nothing from job 1's budget");
+    }
+}
+
+#[test]
+fn thr3_reaches_the_property_checker_through_its_observation() {
+    let mut checker = PropertyChecker::new(&[0]).with_job_budget(1, shape());
+    let request = Observation::BudgetedRequest { job: 1, at_ns: 0 };
+    for _ in 0..3 {
+        assert!(checker.observe(&request).is_empty());
+    }
+    assert_eq!(ids(&checker.observe(&request)), [PropertyId::Thr3]);
+    // Without a budget the observation is not judged.
+    let mut unbudgeted = PropertyChecker::new(&[0]);
+    for _ in 0..10 {
+        assert!(unbudgeted.observe(&request).is_empty());
+    }
+}
