@@ -28,7 +28,10 @@
 //!
 //! Every store request takes a token from a [`TokenBucket`] first (THR-3):
 //! the backfiller never sends faster than its budget, whatever the store
-//! answers. Without a token it sleeps until one is due.
+//! answers. Without a token it sleeps until one is due. A fresh incarnation's
+//! bucket starts empty, not full: a restart (after a crash, or when a
+//! rollback brings the phase back to `Backfill`) must not hand the job a new
+//! burst, or a job that restarts often would send more than its budget.
 //!
 //! Call protocol: [`Backfiller::on_timer`], [`Backfiller::on_store_reply`];
 //! drain [`Backfiller::poll_output`].
@@ -140,11 +143,12 @@ pub struct Backfiller {
 }
 
 impl Backfiller {
-    /// A backfiller (a fresh incarnation) that starts by reading its bookmark at `now`.
+    /// A backfiller (a fresh incarnation) that starts by reading its bookmark
+    /// at `now`, as soon as its budget, empty at `now`, has a token.
     pub fn new(config: BackfillConfig, now: Time) -> Backfiller {
         assert!(config.page_keys > 0, "a page holds at least one key");
         assert!(config.request_timeout_ns > 0, "a zero timeout abandons every request");
-        let bucket = TokenBucket::new(config.budget).unwrap_or_else(|field| panic!("backfill budget: {field}"));
+        let bucket = TokenBucket::empty(config.budget, now).unwrap_or_else(|field| panic!("backfill budget: {field}"));
         let interceptor = Interceptor { mode: config.mode };
         let mut backfiller = Backfiller {
             config,

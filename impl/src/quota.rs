@@ -166,6 +166,13 @@ impl TokenBucket {
         Ok(TokenBucket { config, level_units: config.capacity_units(), updated: Time::ZERO })
     }
 
+    /// An empty bucket that starts filling at `now`, or the field of
+    /// `config` that is invalid.
+    pub fn empty(config: BucketConfig, now: Time) -> Result<TokenBucket, ConfigField> {
+        config.validate()?;
+        Ok(TokenBucket { config, level_units: 0, updated: now })
+    }
+
     /// The bucket's shape.
     pub fn config(&self) -> BucketConfig {
         self.config

@@ -526,7 +526,9 @@ impl World {
             incarnations: BTreeMap::new(),
             history: Arc::new(BTreeMap::new()),
             properties: Arc::new(match &config.migration {
-                Some(_) => PropertyChecker::new(&host_ids).with_migration(),
+                Some(migration) => PropertyChecker::new(&host_ids)
+                    .with_migration()
+                    .with_job_budget(BACKFILL_JOB, budget_shape(migration.backfill_budget)),
                 None => PropertyChecker::new(&host_ids),
             }),
             front_door: None,
@@ -1486,7 +1488,9 @@ impl World {
         while let Some(output) = job_mut(&mut self.backfiller).poll_output() {
             match output {
                 BackfillOutput::Store { tag, request } => {
-                    self.send_store_request(NodeId::Backfiller, tag, request, report)
+                    let budgeted = Observation::BudgetedRequest { job: BACKFILL_JOB, at_ns: self.now.0 };
+                    self.observe_all(&[budgeted], report);
+                    self.send_store_request(NodeId::Backfiller, tag, request, report);
                 }
                 BackfillOutput::Timer { deadline } => self.arm_timer(NodeId::Backfiller, deadline, report),
                 // Judged from the store's commit of the finished bookmark
@@ -1795,6 +1799,19 @@ impl World {
             .rows
             .iter()
             .any(|row| matches!(&row.value, Some(Value::Secret(record)) if record.lifecycle == Lifecycle::Creating))
+    }
+}
+
+/// The backfiller's job number in THR-3's observations: its walk's number.
+const BACKFILL_JOB: u8 = BACKFILL_BOOKMARK.0 as u8;
+
+/// A job's budget as THR-3 judges it.
+fn budget_shape(budget: BucketConfig) -> model::LimitShape {
+    model::LimitShape {
+        rate: budget.rate,
+        interval_ns: budget.interval_ns,
+        burst: budget.burst,
+        block_interval_ns: None,
     }
 }
 

@@ -232,10 +232,29 @@ fn the_budget_spaces_store_requests() {
 }
 
 #[test]
+fn a_fresh_incarnation_starts_with_an_empty_budget() {
+    // THR-3 bounds the job's traffic, not one incarnation's: a restart
+    // (after a crash or a rollback) waits for tokens like a running job.
+    let (mut store, since) = seeded_store();
+    let mut config = config(since, InterceptorMode::Sync, 1);
+    config.budget = BucketConfig { rate: 1, interval_ns: 10 * MS, burst: 5 };
+    let mut backfiller = Backfiller::new(config.clone(), Time(0));
+    backfiller.on_timer(Time(0));
+    let outputs: Vec<BackfillOutput> = std::iter::from_fn(|| backfiller.poll_output()).collect();
+    let wait = vec![BackfillOutput::Timer { deadline: Time(0) }, BackfillOutput::Timer { deadline: Time(10 * MS) }];
+    assert_eq!(outputs, wait, "no token at the start: it waits for the first one");
+    let mut restarted = Backfiller::new(config, Time(100 * MS));
+    let sent = run(&mut restarted, &mut store, 3, |_, _| {});
+    // `run` starts its clock at 0: the restarted job still waits for 110 ms.
+    assert_eq!(sent.first(), Some(&Time(110 * MS)));
+}
+
+#[test]
 fn a_timed_out_request_is_abandoned_and_its_late_reply_ignored() {
     let (mut store, since) = seeded_store();
     let mut backfiller = Backfiller::new(config(since, InterceptorMode::Sync, 5), Time(0));
-    backfiller.on_timer(Time(0));
+    // The budget starts empty: its first token (one per ms) is due at 1 ms.
+    backfiller.on_timer(Time(MS));
     let outputs: Vec<BackfillOutput> = std::iter::from_fn(|| backfiller.poll_output()).collect();
     let (tag, request) = outputs
         .iter()
@@ -246,12 +265,12 @@ fn a_timed_out_request_is_abandoned_and_its_late_reply_ignored() {
         .expect("the bookmark read");
     let late = store.on_request(request);
     // Woken early: nothing new is sent, the abandon deadline is armed again.
-    backfiller.on_timer(Time(MS));
+    backfiller.on_timer(Time(2 * MS));
     let early: Vec<BackfillOutput> = std::iter::from_fn(|| backfiller.poll_output()).collect();
-    assert_eq!(early, vec![BackfillOutput::Timer { deadline: Time(50 * MS) }]);
-    backfiller.on_timer(Time(50 * MS));
+    assert_eq!(early, vec![BackfillOutput::Timer { deadline: Time(51 * MS) }]);
+    backfiller.on_timer(Time(51 * MS));
     let retried: Vec<BackfillOutput> = std::iter::from_fn(|| backfiller.poll_output()).collect();
     assert!(matches!(&retried[0], BackfillOutput::Store { tag: retry, .. } if *retry != tag));
-    backfiller.on_store_reply(Time(50 * MS), tag, late);
+    backfiller.on_store_reply(Time(51 * MS), tag, late);
     assert_eq!(backfiller.poll_output(), None, "the late reply changed nothing");
 }
