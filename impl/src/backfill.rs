@@ -38,6 +38,9 @@
 
 use std::collections::{BTreeSet, VecDeque};
 
+#[cfg(feature = "bugzoo")]
+use crate::bugzoo::Bug;
+use crate::bugzoo::Bugs;
 use crate::interceptor::{Interceptor, InterceptorMode};
 use crate::quota::{BucketConfig, TokenBucket};
 use crate::store::{BookmarkId, CommitOutcome, Key, ReadEntry, ScanPage, StoreReply, StoreRequest, Transaction};
@@ -140,6 +143,7 @@ pub struct Backfiller {
     next_tag: RequestTag,
     outputs: VecDeque<BackfillOutput>,
     stats: BackfillStats,
+    bugs: Bugs,
 }
 
 impl Backfiller {
@@ -159,9 +163,16 @@ impl Backfiller {
             next_tag: RequestTag::default(),
             outputs: VecDeque::new(),
             stats: BackfillStats::default(),
+            bugs: Bugs::none(),
         };
         backfiller.outputs.push_back(BackfillOutput::Timer { deadline: now });
         backfiller
+    }
+
+    /// The same backfiller running bug-zoo variants (none outside the bug zoo).
+    pub fn with_bugs(mut self, bugs: Bugs) -> Backfiller {
+        self.bugs = bugs;
+        self
     }
 
     /// The next output, if any.
@@ -217,7 +228,14 @@ impl Backfiller {
     }
 
     fn on_bookmark(&mut self, now: Time, entries: &[ReadEntry]) {
-        let bookmark = Bookmark::from_entries(self.config.bookmark, entries);
+        #[cfg_attr(not(feature = "bugzoo"), allow(unused_mut))]
+        let mut bookmark = Bookmark::from_entries(self.config.bookmark, entries);
+        #[cfg(feature = "bugzoo")]
+        if self.bugs.is_on(Bug::VolatileBookmark) {
+            // Bug: the position lives in memory (the start, for a fresh
+            // incarnation); the stored bookmark lends only its version.
+            bookmark.value = self.bookmark.map_or(0, |held| held.value);
+        }
         self.bookmark = Some(bookmark);
         if bookmark.is_done() {
             self.finish();
@@ -228,7 +246,7 @@ impl Backfiller {
 
     fn on_page(&mut self, now: Time, page: ScanPage) {
         assert!(page.rows.len() <= self.config.page_keys, "store sent more rows than asked");
-        let tenants = emitted_tenants(&page, self.config.since);
+        let tenants = self.emitted_tenants(&page);
         if tenants.is_empty() || self.config.mode == InterceptorMode::Async {
             self.send(now, Next::Commit { page, heads: Vec::new() });
         } else {
@@ -239,7 +257,7 @@ impl Backfiller {
     fn on_commit(&mut self, now: Time, page: &ScanPage, outcome: &CommitOutcome) {
         match outcome {
             CommitOutcome::Committed { commit, .. } => {
-                let emitted = emitted(page, self.config.since).count() as u64;
+                let emitted = self.emitted(page).count() as u64;
                 self.stats.keys_scanned += page.rows.len() as u64;
                 self.stats.events_emitted += emitted;
                 self.stats.skipped_live += page.rows.len() as u64 - emitted;
@@ -268,7 +286,12 @@ impl Backfiller {
 
     /// Sends `next` if the budget has a token; otherwise sleeps until it has.
     fn send(&mut self, now: Time, next: Next) {
-        if let Err(shortfall) = self.bucket.try_take(now, 1) {
+        #[cfg(feature = "bugzoo")]
+        let throttled = !self.bugs.is_on(Bug::UnthrottledBackfill); // Bug: no token taken.
+        #[cfg(not(feature = "bugzoo"))]
+        let throttled = true;
+        let taken = if throttled { self.bucket.try_take(now, 1) } else { Ok(()) };
+        if let Err(shortfall) = taken {
             self.stats.throttled += 1;
             self.step = Step::Ready(next);
             self.outputs.push_back(BackfillOutput::Timer { deadline: now.plus_ns(shortfall.retry_after_ns) });
@@ -288,7 +311,7 @@ impl Backfiller {
             Next::ReadBookmark => Bookmark::read(self.config.bookmark),
             Next::Scan => self.bookmark.expect("a scan follows a bookmark read").scan(self.config.page_keys),
             Next::ReadHeads { page } => {
-                let tenants = emitted_tenants(page, self.config.since);
+                let tenants = self.emitted_tenants(page);
                 StoreRequest::Read { keys: tenants.into_iter().map(Key::LogHead).collect() }
             }
             Next::Commit { page, heads } => StoreRequest::Commit(self.page_transaction(page, heads)),
@@ -301,8 +324,14 @@ impl Backfiller {
         let bookmark = self.bookmark.expect("a commit follows a bookmark read");
         let key = Key::Bookmark(self.config.bookmark);
         let mut transaction = Transaction { reads: vec![(key, bookmark.version)], writes: Vec::new() };
-        for (row, mutation) in emitted(page, self.config.since) {
-            transaction.reads.push((row.key, row.version));
+        #[cfg(feature = "bugzoo")]
+        let validate_rows = !self.bugs.is_on(Bug::UnconditionalBackfillEvents); // Bug: rows not validated.
+        #[cfg(not(feature = "bugzoo"))]
+        let validate_rows = true;
+        for (row, mutation) in self.emitted(page) {
+            if validate_rows {
+                transaction.reads.push((row.key, row.version));
+            }
             let head = heads.iter().find(|head| head.key == Key::LogHead(mutation.record.tenant));
             self.interceptor.on_mutation(&mut transaction, mutation, head);
         }
@@ -324,6 +353,20 @@ impl Backfiller {
         }
         self.bucket.check_invariants();
     }
+
+    /// The rows of `page` this backfiller emits, with their mutations.
+    fn emitted<'a>(&self, page: &'a ScanPage) -> impl Iterator<Item = (&'a ReadEntry, Mutation)> {
+        #[cfg(feature = "bugzoo")]
+        if self.bugs.is_on(Bug::UnconditionalBackfillEvents) {
+            // Bug: every row is emitted, also one mutated (and replicated) since `t1`.
+            return emitted(page, CommitSeq(u64::MAX));
+        }
+        emitted(page, self.config.since)
+    }
+
+    fn emitted_tenants(&self, page: &ScanPage) -> BTreeSet<TenantId> {
+        self.emitted(page).map(|(_, mutation)| mutation.record.tenant).collect()
+    }
 }
 
 /// The rows of `page` the backfiller emits (last committed at or before
@@ -335,10 +378,6 @@ fn emitted(page: &ScanPage, since: CommitSeq) -> impl Iterator<Item = (&ReadEntr
         };
         (row, Mutation { secret, record: record.clone() })
     })
-}
-
-fn emitted_tenants(page: &ScanPage, since: CommitSeq) -> BTreeSet<TenantId> {
-    emitted(page, since).map(|(_, mutation)| mutation.record.tenant).collect()
 }
 
 #[cfg(test)]

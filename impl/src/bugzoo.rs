@@ -43,12 +43,35 @@ pub enum Bug {
     /// instead of one per tenant, so one tenant's burst throttles every other
     /// tenant that is within its own quota (breaks THR-2).
     SharedBucket,
+    /// The backfiller emits every secret it scanned, whatever its commit
+    /// relative to `t1`, and commits the page without validating the rows it
+    /// read, so a live write between the scan and the commit is followed in
+    /// the log by the backfill's older record (breaks MIG-1).
+    UnconditionalBackfillEvents,
+    /// The host applies a delete by dropping its record instead of keeping a
+    /// versioned tombstone, so its cursor passes the delete while it holds
+    /// nothing of it (breaks REP-5; see the recipe's note for REP-3).
+    DeleteWithoutTombstone,
+    /// The backfiller keeps its position in memory: a restarted incarnation
+    /// reads its bookmark only for the version to commit against and scans
+    /// from the first page again, redoing more than one bookmark interval
+    /// and moving the stored bookmark back (breaks MIG-3).
+    VolatileBookmark,
+    /// The verifier treats any difference of version or checksum as a
+    /// mismatch, so it orders a repair for a host that merely lags (breaks MIG-4).
+    VersionBlindVerifier,
+    /// In `Switchover` the read path serves from the local store alone and
+    /// answers NotFound (or `Creating`) on a local miss (breaks MIG-6).
+    SwitchoverWithoutFallback,
+    /// The backfiller skips its token bucket and sends its store requests as
+    /// fast as the replies come (breaks THR-3).
+    UnthrottledBackfill,
 }
 
 #[cfg(feature = "bugzoo")]
 impl Bug {
     /// Every bug, in zoo order.
-    pub const ALL: [Bug; 9] = [
+    pub const ALL: [Bug; 15] = [
         Bug::CorruptingApply,
         Bug::UnversionedApply,
         Bug::PublishWithoutReads,
@@ -58,6 +81,12 @@ impl Bug {
         Bug::AcknowledgeBeforeCommit,
         Bug::UnvalidatedCommit,
         Bug::SharedBucket,
+        Bug::UnconditionalBackfillEvents,
+        Bug::DeleteWithoutTombstone,
+        Bug::VolatileBookmark,
+        Bug::VersionBlindVerifier,
+        Bug::SwitchoverWithoutFallback,
+        Bug::UnthrottledBackfill,
     ];
 
     /// The entry's name in the zoo, traces and the command line.
@@ -72,6 +101,12 @@ impl Bug {
             Bug::AcknowledgeBeforeCommit => "acknowledge-before-commit",
             Bug::UnvalidatedCommit => "unvalidated-commit",
             Bug::SharedBucket => "one-bucket-for-all-tenants",
+            Bug::UnconditionalBackfillEvents => "unconditional-backfill-events",
+            Bug::DeleteWithoutTombstone => "delete-without-tombstone",
+            Bug::VolatileBookmark => "volatile-bookmark",
+            Bug::VersionBlindVerifier => "version-blind-verifier",
+            Bug::SwitchoverWithoutFallback => "switchover-without-fallback",
+            Bug::UnthrottledBackfill => "unthrottled-backfill",
         }
     }
 
@@ -87,6 +122,12 @@ impl Bug {
             Bug::AcknowledgeBeforeCommit => "REP-8",
             Bug::UnvalidatedCommit => "REP-9",
             Bug::SharedBucket => "THR-2",
+            Bug::UnconditionalBackfillEvents => "MIG-1",
+            Bug::DeleteWithoutTombstone => "REP-5",
+            Bug::VolatileBookmark => "MIG-3",
+            Bug::VersionBlindVerifier => "MIG-4",
+            Bug::SwitchoverWithoutFallback => "MIG-6",
+            Bug::UnthrottledBackfill => "THR-3",
         }
     }
 
@@ -160,9 +201,14 @@ mod tests {
 
     #[test]
     fn each_entry_breaks_its_own_property() {
+        // But one: `delete-without-tombstone` was meant to break REP-3, which
+        // no path reaches; what it breaks is REP-5, as `cursor-before-data` does.
+        let sharing = [Bug::DeleteWithoutTombstone];
+        let own = Bug::ALL.into_iter().filter(|bug| !sharing.contains(bug));
+        let properties: BTreeSet<&str> = own.map(Bug::breaks).collect();
+        assert_eq!(properties.len(), Bug::ALL.len() - sharing.len(), "two entries break the same property");
         let properties: BTreeSet<&str> = Bug::ALL.into_iter().map(Bug::breaks).collect();
-        assert_eq!(properties.len(), Bug::ALL.len(), "two entries break the same property");
-        let known = |property: &&str| property.starts_with("REP-") || property.starts_with("THR-");
+        let known = |property: &&str| ["REP-", "THR-", "MIG-"].iter().any(|prefix| property.starts_with(prefix));
         assert!(properties.iter().all(known), "{properties:?}");
         let names: BTreeSet<&str> = Bug::ALL.into_iter().map(Bug::name).collect();
         assert_eq!(names.len(), Bug::ALL.len(), "two entries share a name");

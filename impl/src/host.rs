@@ -23,6 +23,8 @@ use std::collections::{BTreeMap, VecDeque};
 use crate::bugzoo::Bug;
 use crate::bugzoo::Bugs;
 use crate::store::{StoreReply, StoreRequest};
+#[cfg(feature = "bugzoo")]
+use crate::types::Lifecycle;
 use crate::types::{Checksum, HostId, LogEvent, RequestTag, SecretId, SecretRecord, Seq, TenantId, Time, Version};
 
 /// Limits and knobs of a host.
@@ -220,6 +222,20 @@ impl LocalStore {
     fn advance_cursor(&mut self, event: &LogEvent) {
         let tenant = event.tenant();
         assert_eq!(event.seq, self.cursor(tenant).next(), "apply out of order in partition {tenant}");
+        self.cursors.insert(tenant, event.seq);
+    }
+
+    /// Bug `delete-without-tombstone`: a delete newer than the local record
+    /// removes the record instead of storing the tombstone; the cursor moves
+    /// to the event as in [`LocalStore::apply`].
+    #[cfg(feature = "bugzoo")]
+    fn apply_dropping_tombstone(&mut self, event: &LogEvent) {
+        let tenant = event.tenant();
+        assert_eq!(event.seq, self.cursor(tenant).next(), "apply out of order in partition {tenant}");
+        event.mutation.record.check_invariants();
+        if event.mutation.record.version > self.version(event.mutation.secret) {
+            self.records.remove(&event.mutation.secret);
+        }
         self.cursors.insert(tenant, event.seq);
     }
 
@@ -451,6 +467,12 @@ impl Host {
             if event.mutation.record.version > held {
                 self.unflushed.insert(secret, event.mutation.record.clone());
             }
+            return;
+        }
+        #[cfg(feature = "bugzoo")]
+        if self.bugs.is_on(Bug::DeleteWithoutTombstone) && event.mutation.record.lifecycle == Lifecycle::Deleted {
+            // Bug: a delete drops the row; nothing remembers the version it was deleted at.
+            self.durable.apply_dropping_tombstone(event);
             return;
         }
         #[cfg_attr(not(feature = "bugzoo"), allow(unused_variables))]

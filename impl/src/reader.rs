@@ -27,6 +27,8 @@
 use std::collections::VecDeque;
 
 use crate::accessor::{Accessor, AccessorOutput, ReadError, ReadMode, Source};
+#[cfg(feature = "bugzoo")]
+use crate::bugzoo::Bug;
 use crate::bugzoo::Bugs;
 use crate::host::LocalRead;
 use crate::migration::{Phase, PhaseConfig};
@@ -208,6 +210,11 @@ impl Reader {
         match phase {
             Phase::Off | Phase::Sync | Phase::Backfill => ReadMode::Remote { shadow: false },
             Phase::Verify => ReadMode::Remote { shadow: true },
+            #[cfg(feature = "bugzoo")]
+            Phase::Switchover if self.bugs.is_on(Bug::SwitchoverWithoutFallback) => {
+                // Bug: the local store alone; a miss or a `Creating` entry is answered as is.
+                ReadMode::Local
+            }
             Phase::Switchover => ReadMode::Hybrid,
         }
     }

@@ -36,6 +36,9 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
+#[cfg(feature = "bugzoo")]
+use crate::bugzoo::Bug;
+use crate::bugzoo::Bugs;
 use crate::host::DigestEntry;
 use crate::quota::{BucketConfig, TokenBucket};
 use crate::store::{BookmarkId, CommitOutcome, Key, ReadEntry, ScanPage, StoreReply, StoreRequest, Transaction};
@@ -208,6 +211,7 @@ pub struct Verifier {
     next_tag: RequestTag,
     outputs: VecDeque<VerifyOutput>,
     stats: VerifyStats,
+    bugs: Bugs,
 }
 
 impl Verifier {
@@ -229,9 +233,16 @@ impl Verifier {
             next_tag: RequestTag::default(),
             outputs: VecDeque::new(),
             stats: VerifyStats::default(),
+            bugs: Bugs::none(),
         };
         verifier.outputs.push_back(VerifyOutput::Timer { deadline: now });
         verifier
+    }
+
+    /// The same verifier running bug-zoo variants (none outside the bug zoo).
+    pub fn with_bugs(mut self, bugs: Bugs) -> Verifier {
+        self.bugs = bugs;
+        self
     }
 
     /// The next output, if any.
@@ -354,7 +365,7 @@ impl Verifier {
             };
             for (host, digest) in answers {
                 let entry = digest.iter().find(|(asked, _)| *asked == secret).map(|(_, entry)| *entry);
-                match compare(record, entry.expect("a digest answers every secret asked")) {
+                match self.compare(record, entry.expect("a digest answers every secret asked")) {
                     Comparison::Match => tally.matches += 1,
                     Comparison::Lag => tally.lagging += 1,
                     Comparison::Mismatch => {
@@ -365,6 +376,18 @@ impl Verifier {
             }
         }
         self.next_repair(now, page, repairs, tally);
+    }
+
+    /// How the verifier judges one host's digest entry against the remote record.
+    fn compare(&self, remote: &SecretRecord, host: Option<DigestEntry>) -> Comparison {
+        #[cfg(feature = "bugzoo")]
+        if self.bugs.is_on(Bug::VersionBlindVerifier) {
+            // Bug: anything but the remote version with its checksum is a mismatch, lag included.
+            let checksum = remote.content.as_ref().map(|content| Checksum::of(content.bytes()));
+            let same = host == Some(DigestEntry { version: remote.version, checksum });
+            return if same { Comparison::Match } else { Comparison::Mismatch };
+        }
+        compare(remote, host)
     }
 
     /// Sends the next repair of the page, or commits the page when none is left.

@@ -1586,7 +1586,8 @@ impl World {
             budget: migration.backfill_budget,
             request_timeout_ns: migration.request_timeout_ns,
         };
-        self.backfiller = Job::Up(Arc::new(Backfiller::new(config, self.now)));
+        let backfiller = Backfiller::new(config, self.now).with_bugs(self.config.bugs.clone());
+        self.backfiller = Job::Up(Arc::new(backfiller));
         self.drain_backfiller(report);
     }
 
@@ -1600,7 +1601,8 @@ impl World {
             request_timeout_ns: migration.request_timeout_ns,
             retry_delay_ns: migration.request_timeout_ns / 4,
         };
-        self.verifier = Job::Up(Arc::new(Verifier::new(config, self.now)));
+        let verifier = Verifier::new(config, self.now).with_bugs(self.config.bugs.clone());
+        self.verifier = Job::Up(Arc::new(verifier));
         self.drain_verifier(report);
     }
 

@@ -32,7 +32,7 @@ use vault::worker::Operation;
 use vaultsim_tests::workspace_root;
 
 /// Every entry and the test of this file (or `planted.rs`) that catches it.
-const CAUGHT: [(Bug, &str); 9] = [
+const CAUGHT: [(Bug, &str); 15] = [
     (Bug::CorruptingApply, "corrupting_apply_*"),
     (Bug::UnversionedApply, "unversioned_apply_*"),
     (Bug::PublishWithoutReads, "publish_without_reads_*"),
@@ -42,6 +42,12 @@ const CAUGHT: [(Bug, &str); 9] = [
     (Bug::AcknowledgeBeforeCommit, "acknowledge_before_commit_*"),
     (Bug::UnvalidatedCommit, "unvalidated_commit_*, planted.rs"),
     (Bug::SharedBucket, "one_bucket_for_all_tenants_*"),
+    (Bug::UnconditionalBackfillEvents, "unconditional_backfill_events_*"),
+    (Bug::DeleteWithoutTombstone, "delete_without_tombstone_*"),
+    (Bug::VolatileBookmark, "volatile_bookmark_*"),
+    (Bug::VersionBlindVerifier, "version_blind_verifier_*"),
+    (Bug::SwitchoverWithoutFallback, "switchover_without_fallback_*"),
+    (Bug::UnthrottledBackfill, "unthrottled_backfill_*"),
 ];
 
 #[test]
@@ -380,6 +386,84 @@ fn one_bucket_for_all_tenants_is_caught_by_the_simulator_as_thr2() {
     // token of the one shared bucket that tenant 0's own bucket would still hold.
     assert!(failure.violation.detail.contains("while its own quota held a token"), "{}", failure.violation);
     assert_eq!((seed, failure.step), (0, 202));
+}
+
+// --- the migration entries --------------------------------------------------
+//
+// Postmortem, for all of them: only the simulator catches them; no model
+// configuration runs a migration yet.
+
+#[test]
+fn unconditional_backfill_events_is_caught_by_the_simulator_as_mig1() {
+    // A live update of seeded secret 0 lands between the page's scan and its
+    // commit (the budget spaces them apart); the commit validates none of the
+    // rows it read, so it goes through and emits the older record after the
+    // live one.
+    let (seed, failure) = first_failure(Bug::UnconditionalBackfillEvents);
+    assert_eq!(failure.violation.property, PropertyId::Mig1, "{}", failure.violation);
+    assert!(failure.violation.detail.contains("emitted secret 0 at version 1"), "{}", failure.violation);
+    assert_eq!((seed, failure.step), (0, 492));
+}
+
+#[test]
+fn delete_without_tombstone_is_caught_by_the_simulator_as_rep5() {
+    // Postmortem: the design expected a resurrection (REP-3), but none is
+    // reachable: every event of a secret that follows its delete in the log
+    // is newer (REP-4, MIG-1), so even a host without the tombstone never
+    // meets an older record to take back. What the bug does break is REP-5:
+    // the host's cursor passes the delete while it holds nothing of it, at
+    // the first delete a host applies. (Later a restart would show REP-2 and
+    // a quiet end REP-6.)
+    let (seed, failure) = first_failure(Bug::DeleteWithoutTombstone);
+    assert_eq!(failure.violation.property, PropertyId::Rep5, "{}", failure.violation);
+    assert!(failure.violation.detail.contains("passed secret 0 version 2"), "{}", failure.violation);
+    assert_eq!((seed, failure.step), (0, 726));
+}
+
+#[test]
+fn volatile_bookmark_is_caught_by_the_simulator_as_mig3() {
+    // The backfiller crashes mid-walk; its next incarnation reads the stored
+    // bookmark (32) only for its version and scans from the start.
+    let (seed, failure) = first_failure(Bug::VolatileBookmark);
+    assert_eq!(failure.violation.property, PropertyId::Mig3, "{}", failure.violation);
+    assert!(failure.violation.detail.contains("position 0 behind its stored bookmark 32"), "{}", failure.violation);
+    assert_eq!((seed, failure.step), (0, 1147));
+}
+
+#[test]
+fn version_blind_verifier_is_caught_by_the_simulator_as_mig4() {
+    let (seed, failure) = first_failure(Bug::VersionBlindVerifier);
+    assert_eq!(failure.violation.property, PropertyId::Mig4, "{}", failure.violation);
+    assert!(failure.violation.detail.contains("a lag, not a mismatch"), "{}", failure.violation);
+    assert_eq!((seed, failure.step), (0, 3552));
+}
+
+#[test]
+fn switchover_without_fallback_is_caught_by_the_simulator_as_rep1_then_mig6() {
+    // Postmortem: the local-only read path also skips the hybrid mode's
+    // checksum check, so on `migration`, whose disks flip bits, it first
+    // serves a damaged entry: REP-1, genuinely broken too.
+    let recipe = zoo::recipe(Bug::SwitchoverWithoutFallback).simulator.expect("a simulator recipe");
+    let bit_flips = SimRecipe { scenario: "migration", expect: PropertyId::Rep1, ..recipe };
+    let (seed, failure) = first_failure_of(Bug::SwitchoverWithoutFallback, &bit_flips);
+    assert_eq!(failure.violation.property, PropertyId::Rep1, "{}", failure.violation);
+    assert_eq!((seed, failure.step), (1, 2727));
+    // The recipe's scenario has no bit flips and many reads of secrets just
+    // activated: a host still holding one `Creating` answers it as is.
+    let (seed, failure) = first_failure(Bug::SwitchoverWithoutFallback);
+    assert_eq!(failure.violation.property, PropertyId::Mig6, "{}", failure.violation);
+    assert!(failure.violation.detail.contains("answered Creating version 1"), "{}", failure.violation);
+    assert_eq!((seed, failure.step), (1, 2254));
+}
+
+#[test]
+fn unthrottled_backfill_is_caught_by_the_simulator_as_thr3() {
+    // The walk sends as fast as replies come: the eighth request within 24 ms
+    // of the budget's last full moment exceeds burst 6 + 24 ms × 60/s.
+    let (seed, failure) = first_failure(Bug::UnthrottledBackfill);
+    assert_eq!(failure.violation.property, PropertyId::Thr3, "{}", failure.violation);
+    assert!(failure.violation.detail.contains("had 8 store requests sent in the 23988000 ns"), "{}", failure.violation);
+    assert_eq!((seed, failure.step), (0, 288));
 }
 
 // --- the simulator ----------------------------------------------------------
