@@ -177,9 +177,10 @@ pub struct PropertyChecker {
     unreplicated: BTreeSet<(u32, u64)>,
     /// Backfill emissions of each (secret, version) not yet appended.
     backfill_credits: BTreeMap<(u32, u64), u32>,
-    /// A backfill that reported done while some of its emissions were still
-    /// outbox rows (async mode): MIG-2 is judged once they reached the log.
-    deferred_backfill_done: Option<u64>,
+    /// A backfill that reported done while some events were still outbox
+    /// rows (async mode): its `t1`, and the (secret, version) events, its own
+    /// emissions and live ones, that must reach the log before MIG-2 is judged.
+    deferred_backfill_done: Option<(u64, BTreeSet<(u32, u64)>)>,
     /// The latest committed record of each secret.
     latest: BTreeMap<u32, SecretState>,
     /// Each partition's events: (secret, record).
@@ -341,16 +342,19 @@ impl PropertyChecker {
         violations
     }
 
-    /// MIG-2 for a backfill that reported done, once every backfill emission
-    /// is in the log (at once in sync mode; after the publisher's rounds in
-    /// async mode): "after catch-up" means after applying them.
+    /// MIG-2 for a backfill that reported done, once every event emitted by
+    /// then (the backfill's and the live writes') is in the log: at once in
+    /// sync mode, after the publisher's rounds in async mode. "After
+    /// catch-up" means after applying them: a secret the backfill skipped
+    /// because a live write replaced it arrives by that write's event.
     fn judge_backfill_done(&mut self, out: &mut Vec<Violation>) {
-        if !self.backfill_credits.is_empty() {
+        let Some((since, waiting)) = &self.deferred_backfill_done else { return };
+        if waiting.iter().any(|key| !self.appended.contains(key)) {
             return;
         }
-        let (Some(since), Some(migration)) = (self.deferred_backfill_done.take(), &mut self.migration) else {
-            return;
-        };
+        let since = *since;
+        self.deferred_backfill_done = None;
+        let Some(migration) = &mut self.migration else { return };
         let heads: BTreeMap<u32, u64> =
             self.partitions.iter().map(|(tenant, events)| (*tenant, events.len() as u64)).collect();
         migration.on_backfill_done(since, &self.live, &heads, &self.host_cursors, &self.host_records, out);
@@ -368,7 +372,13 @@ impl PropertyChecker {
                 migration.on_walk_scan(*walk, *from, *stored, *page_keys, out);
             }
             Observation::BackfillDone { since } => {
-                self.deferred_backfill_done = Some(*since);
+                let emitted: BTreeSet<(u32, u64)> = self.backfill_credits.keys().copied().collect();
+                let live = self
+                    .committed
+                    .keys()
+                    .filter(|key| !self.appended.contains(key) && !self.unreplicated.contains(key))
+                    .copied();
+                self.deferred_backfill_done = Some((*since, emitted.into_iter().chain(live).collect()));
                 self.judge_backfill_done(out);
             }
             Observation::RepairOrdered { host, secret, remote, host_had } => {

@@ -206,11 +206,13 @@ fn mig2_flags_a_secret_older_than_t1_missing_after_catch_up() {
     // The backfill emits secret 5 but skips secret 6.
     emitted(&mut checker, 5, kept);
     appended(&mut checker, 1, 5, kept);
+    appended(&mut checker, 2, 8, state(1, Lifecycle::Creating, 10));
     assert!(observe(&mut checker, Observation::BackfillDone { since: 5 }).is_empty());
     // Host 2 crashes before catching up: its check is dropped.
     observe(&mut checker, Observation::HostCrashed { host: 2 });
     holds(&mut checker, 1, 5, kept);
-    let caught_up = observe(&mut checker, Observation::HostCursor { host: 1, tenant: 1, seq: 1 });
+    holds(&mut checker, 1, 8, state(1, Lifecycle::Creating, 10));
+    let caught_up = observe(&mut checker, Observation::HostCursor { host: 1, tenant: 1, seq: 2 });
     assert_eq!(caught_up, [PropertyId::Mig2]);
     observe(&mut checker, Observation::HostRestarted { host: 2, records: Vec::new(), cursors: Vec::new() });
     holds(&mut checker, 2, 5, kept);
@@ -414,4 +416,32 @@ fn mig5_forgets_damage_that_a_second_flip_undid() {
     // The same bit flipped back: the entry reads as committed again.
     observe(&mut checker, Observation::Corrupted { host: 1, secret: 8, state: record });
     assert!(checker.observe(&Observation::VerifyDone).is_empty());
+}
+
+#[test]
+fn mig2_waits_for_a_live_event_still_in_the_outbox() {
+    // Secret 5 was written before t1; a live update replaced it before the
+    // backfill scanned it, so the backfill skipped it and its update's event
+    // (an outbox row, async mode) is what brings it to the hosts.
+    let mut checker = PropertyChecker::new(&[1]).with_migration();
+    let before = state(1, Lifecycle::Active, 7);
+    let updated = state(2, Lifecycle::Active, 8);
+    commit(&mut checker, 5, before, 1, false);
+    commit(&mut checker, 5, updated, 3, true);
+    // Host 1 is at the head of an empty log when the backfill says done:
+    // not judged yet, the update has not reached the log.
+    assert!(observe(&mut checker, Observation::BackfillDone { since: 2 }).is_empty());
+    assert!(appended(&mut checker, 1, 5, updated).is_empty());
+    // Once it has, the host must catch up to it, and then holds it.
+    holds(&mut checker, 1, 5, updated);
+    assert!(observe(&mut checker, Observation::HostCursor { host: 1, tenant: 1, seq: 1 }).is_empty());
+    // The same host catching up without the secret is MIG-2.
+    let mut missing = PropertyChecker::new(&[1]).with_migration();
+    commit(&mut missing, 5, before, 1, false);
+    commit(&mut missing, 5, updated, 3, true);
+    assert!(observe(&mut missing, Observation::BackfillDone { since: 2 }).is_empty());
+    assert!(appended(&mut missing, 1, 5, updated).is_empty());
+    // (REP-5 too: the cursor passed an event whose effect the host lacks.)
+    let caught_up = observe(&mut missing, Observation::HostCursor { host: 1, tenant: 1, seq: 1 });
+    assert!(caught_up.contains(&PropertyId::Mig2), "{caught_up:?}");
 }
