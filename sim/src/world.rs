@@ -1002,7 +1002,10 @@ impl World {
         request: StoreRequest,
         report: &mut StepReport,
     ) {
-        if let (StoreRequest::Scan { after, limit, .. }, Some(walk)) = (&request, walk_of(from)) {
+        // Only the walk's live incarnation is judged: a scan a crashed or
+        // stopped one sent is still served, but its reply reaches no one.
+        let live = from_incarnation == self.incarnation(from) && self.is_up(from);
+        if let (StoreRequest::Scan { after, limit, .. }, Some(walk), true) = (&request, walk_of(from), live) {
             let from = after.map_or(0, |key| match key {
                 Key::Secret(secret) => u64::from(secret.0) + 1,
                 other => panic!("a walk scans from {other:?}"),
