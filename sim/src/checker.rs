@@ -18,6 +18,13 @@
 //! not stateright's `eventually` (unsound at boundaries) but "sometimes
 //! converged" plus that check. Rare paths have `sometimes` properties so a
 //! test proves the checker reaches them.
+//!
+//! A configuration with a `[migration]` checks a live migration: workers
+//! fence their commits by the phase, the refinement uses the migration spec,
+//! MIG-1 … MIG-7 are `always` properties, and rollbacks and bit flips are
+//! budgeted faults. Its `start_phase` bounds the space: the world first runs
+//! alone on one fixed schedule until the store commits that phase (the
+//! operator's climb), and the search starts there.
 
 use std::collections::BTreeSet;
 use std::hash::{Hash, Hasher};
@@ -31,14 +38,16 @@ use stateright::{Checker, HasDiscoveries, Model, Property};
 use vault::bugzoo::Bugs;
 use vault::host::HostConfig;
 use vault::interceptor::InterceptorMode;
-use vault::store::IdempotencyToken;
-use vault::types::{Content, SecretId, TenantId, VaultId};
+use vault::migration::{Phase, BACKFILL_BOOKMARK, BOOKMARK_DONE, VERIFY_BOOKMARK};
+use vault::store::{CommitOutcome, IdempotencyToken, Key, StoreReply, Value};
+use vault::types::{Content, Lifecycle, SecretId, TenantId, VaultId};
 use vault::worker::{Operation, RequestId, WorkerConfig};
 
+use crate::driver::migration_config;
 use crate::refinement::{abstract_state, abstract_state_after, Refinement, RefinementTracker};
-use crate::scenario::{load_toml, parse_toml, Mode, ScenarioError};
+use crate::scenario::{load_toml, parse_toml, Migration, Mode, PhaseName, ScenarioError, ScheduleEntry};
 use crate::trace::TraceWriter;
-use crate::world::{Action, MessageId, NodeId, Payload, World, WorldConfig};
+use crate::world::{Action, MessageId, NodeId, Payload, StepReport, World, WorldConfig};
 
 const NS_PER_MS: u64 = 1_000_000;
 
@@ -65,7 +74,9 @@ pub struct ModelConfig {
     /// Fault budgets.
     #[serde(default)]
     pub budgets: Budgets,
-    /// Kinds of node that may crash: `worker`, `host`, `publisher`, `activator`.
+    /// Kinds of node that may crash: `worker`, `host`, `publisher`,
+    /// `activator`, and with a migration `operator`, `backfiller`, `verifier`
+    /// (a host's read path lives and dies with its host).
     #[serde(default = "default_crashable")]
     pub crashable: Vec<String>,
     /// States past this simulated time are not expanded, ms.
@@ -73,6 +84,10 @@ pub struct ModelConfig {
     /// Timings, ms.
     #[serde(default)]
     pub timings: Timings,
+    /// A live migration of the cell onto its hosts; absent: the cell
+    /// replicates from the start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migration: Option<ModelMigration>,
     /// The unique states of the whole bounded space, without bugs. A full
     /// check whose count differs fails, so a change to the state space (a new
     /// message, a changed timer) shows in review.
@@ -82,6 +97,82 @@ pub struct ModelConfig {
 
 fn default_crashable() -> Vec<String> {
     vec!["host".to_string()]
+}
+
+/// A live migration in the checked world (see `vault::migration`): the cell
+/// starts in phase `off` with `seeded_secrets` written before replication
+/// existed (secret `s` in vault `s % tenants`), and the operator moves it
+/// through the phases on `schedule`. Workers fence their commits by the
+/// phase. Rollbacks and bit flips are fault budgets (`rollbacks`,
+/// `bit_flips`) the checker may spend at any moment; the backfiller's and
+/// verifier's request budgets are unlimited, and they, the operator and the
+/// read paths wait `timings.request_timeout_ms` for a reply.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelMigration {
+    /// Secrets in the store at the start, without replication events.
+    pub seeded_secrets: u32,
+    /// Forward moves: from `at_ms` on, the operator's target is at least `phase`.
+    pub schedule: Vec<ScheduleEntry>,
+    /// Keys per backfill page (its bookmark interval).
+    #[serde(default = "one_key")]
+    pub backfill_page_keys: usize,
+    /// Keys per verify page.
+    #[serde(default = "one_key")]
+    pub verify_page_keys: usize,
+    /// Each host's phase poll interval, ms, by host index; the last entry
+    /// repeats for further hosts.
+    #[serde(default = "default_phase_poll_ms")]
+    pub phase_poll_ms: Vec<u64>,
+    /// Where exploring starts: the checker first runs the world alone (no
+    /// client, no fault) on one fixed schedule, each message delivered in
+    /// send order and otherwise the earliest timer fired, until the store
+    /// commits this phase; the configuration is checked from that state on.
+    /// Absent: from phase `off`, every interleaving of the operator's climb.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_phase: Option<PhaseName>,
+}
+
+fn one_key() -> usize {
+    1
+}
+
+fn default_phase_poll_ms() -> Vec<u64> {
+    vec![10]
+}
+
+impl ModelMigration {
+    fn validate(&self, request_timeout_ms: u64) -> Result<(), (String, String)> {
+        self.as_scenario(request_timeout_ms).validate()?;
+        match self.start_phase {
+            Some(start) if !self.reaches(start) => {
+                Err(("migration.start_phase".to_string(), format!("the schedule never moves the cell to {start:?}")))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The same migration as a scenario's `[migration]` section, so the
+    /// checked world migrates exactly as a simulated one would.
+    fn as_scenario(&self, request_timeout_ms: u64) -> Migration {
+        Migration {
+            seeded_secrets: self.seeded_secrets,
+            schedule: self.schedule.clone(),
+            backfill_page_keys: self.backfill_page_keys,
+            backfill_rate_per_second: 0,
+            verify_page_keys: self.verify_page_keys,
+            verify_rate_per_second: 0,
+            phase_poll_ms: self.phase_poll_ms.clone(),
+            rollback_interval_ms: 0,
+            bit_flip_interval_ms: 0,
+            request_timeout_ms,
+        }
+    }
+
+    /// Whether the schedule moves the cell to `phase` (or beyond).
+    pub fn reaches(&self, phase: PhaseName) -> bool {
+        self.schedule.iter().any(|entry| entry.phase >= phase)
+    }
 }
 
 /// One client operation of a script.
@@ -114,6 +205,16 @@ pub struct Budgets {
     pub crashes: u8,
     /// Node isolations.
     pub partitions: u8,
+    /// Rollback commands to the migration operator (migration only).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub rollbacks: u8,
+    /// Flipped bits in hosts' local entries (migration only).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub bit_flips: u8,
+}
+
+fn is_zero(count: &u8) -> bool {
+    *count == 0
 }
 
 /// Timer intervals of the checked world, in milliseconds.
@@ -130,6 +231,9 @@ pub struct Timings {
     pub retry_delay_ms: u64,
     /// Worker attempts per operation.
     pub commit_attempts_max: u32,
+    /// Activator poll interval, when not `poll_interval_ms`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub activator_poll_interval_ms: Option<u64>,
 }
 
 impl Default for Timings {
@@ -140,6 +244,7 @@ impl Default for Timings {
             request_timeout_ms: 30,
             retry_delay_ms: 5,
             commit_attempts_max: 3,
+            activator_poll_interval_ms: None,
         }
     }
 }
@@ -171,15 +276,29 @@ impl ModelConfig {
                 );
             }
         }
-        let kinds = ["worker", "host", "publisher", "activator"];
+        let mut kinds = vec!["worker", "host", "publisher", "activator"];
+        if self.migration.is_some() {
+            kinds.extend(["operator", "backfiller", "verifier"]);
+        }
         if let Some(kind) = self.crashable.iter().find(|kind| !kinds.contains(&kind.as_str())) {
             return fail("crashable", format!("unknown kind `{kind}`; one of {kinds:?}"));
+        }
+        match &self.migration {
+            Some(migration) => migration.validate(self.timings.request_timeout_ms)?,
+            None if self.budgets.rollbacks > 0 || self.budgets.bit_flips > 0 => {
+                return fail("budgets", "rollbacks and bit flips need a `[migration]`".into());
+            }
+            None => {}
         }
         if self.horizon_ms == 0 {
             return fail("horizon_ms", "must be at least 1".into());
         }
         let timings = &self.timings;
-        if timings.poll_interval_ms == 0 || timings.publish_interval_ms == 0 || timings.request_timeout_ms == 0 {
+        if timings.poll_interval_ms == 0
+            || timings.publish_interval_ms == 0
+            || timings.request_timeout_ms == 0
+            || timings.activator_poll_interval_ms == Some(0)
+        {
             return fail("timings", "intervals and timeouts must be at least 1 ms".into());
         }
         if timings.commit_attempts_max == 0 {
@@ -202,7 +321,7 @@ impl ModelConfig {
             retry_delay_max_ns: timings.retry_delay_ms * NS_PER_MS * 4,
             request_timeout_ns: timings.request_timeout_ms * NS_PER_MS,
             queue_requests_max: 8,
-            phase_fenced: false,
+            phase_fenced: self.migration.is_some(),
         };
         let host = HostConfig {
             poll_interval_ns: timings.poll_interval_ms * NS_PER_MS,
@@ -219,10 +338,20 @@ impl ModelConfig {
             host,
             publisher_batch_events_max: 4,
             publish_interval_ns: timings.publish_interval_ms * NS_PER_MS,
-            activator_poll_interval_ns: timings.poll_interval_ms * NS_PER_MS,
+            activator_poll_interval_ns: timings.activator_poll_interval_ms.unwrap_or(timings.poll_interval_ms)
+                * NS_PER_MS,
             bugs: bugs.clone(),
-            migration: None,
+            migration: self
+                .migration
+                .as_ref()
+                .map(|migration| migration_config(&migration.as_scenario(timings.request_timeout_ms), self.hosts)),
         }
+    }
+
+    /// Every secret the configuration names: the seeded ones and the script's.
+    pub fn secrets(&self) -> BTreeSet<u32> {
+        let seeded = self.migration.as_ref().map_or(0, |migration| migration.seeded_secrets);
+        (0..seeded).chain(self.script.iter().map(|step| step.secret)).collect()
     }
 
     fn operation(&self, index: usize) -> Option<Operation> {
@@ -258,6 +387,33 @@ pub struct Marks {
     pub duplicate_absorbed: bool,
     /// A host crashed after applying events but before its report reached the activator.
     pub crash_between_apply_and_report: bool,
+    /// A backfill page was refused because a live update committed between
+    /// its scan and its commit (it is scanned again).
+    pub backfill_raced_update: bool,
+    /// Likewise, a live delete.
+    pub backfill_raced_delete: bool,
+    /// A committed backfill page skipped a secret written live since `t1`.
+    pub backfill_skipped_live: bool,
+    /// A committed verify page counted a host behind the store.
+    pub verify_lag: bool,
+    /// A host answered the verifier's digest with an older version of a
+    /// secret than the store held: a live write not yet replicated to it.
+    pub digest_behind_write: bool,
+    /// The verifier repaired a damaged host entry.
+    pub verify_repair: bool,
+    /// A read in switchover fell back to the store: the secret was not yet
+    /// applied on the host (a read racing replication).
+    pub fallback_missing: bool,
+    /// A read in switchover fell back to the store: the host held the secret
+    /// still `Creating` (a read racing activation).
+    pub fallback_not_active: bool,
+    /// A read in switchover was answered from the host's local store.
+    pub local_read: bool,
+    /// The stored phase went back.
+    pub rollback_stored: bool,
+    /// The backfiller or the verifier crashed after its walk committed a
+    /// page and before it finished: its successor must resume from the bookmark.
+    pub job_crashed_mid_walk: bool,
 }
 
 /// A state of the checked world. Equality and hashing leave out
@@ -321,6 +477,8 @@ pub struct CheckModel {
     /// Bug-zoo variants of the code being checked.
     pub bugs: Bugs,
     initial: World,
+    /// Properties the warm-up to the migration's `start_phase` violated.
+    initial_violations: BTreeSet<PropertyId>,
     refinement: Refinement,
 }
 
@@ -329,18 +487,59 @@ impl CheckModel {
     pub fn new(config: ModelConfig, bugs: Bugs) -> CheckModel {
         let initial = World::new(config.world_config(&bugs));
         let placeholder = Refinement::new(initial.config().mode, [], 0);
-        let mut model = CheckModel { config, bugs, initial, refinement: placeholder };
+        let initial_violations = BTreeSet::new();
+        let mut model = CheckModel { config, bugs, initial, initial_violations, refinement: placeholder };
         model.refinement = model.refinement();
+        let start = model.config.migration.as_ref().and_then(|migration| migration.start_phase);
+        if let Some(start) = start {
+            model.warm_up(start.phase());
+        }
         model
+    }
+
+    /// Runs the initial world alone on one fixed schedule (each message
+    /// delivered in send order, otherwise the earliest timer fired) until
+    /// the store commits `phase` and then, delivering only, until no message
+    /// is in flight (the operator's last round trip); the job of the phase
+    /// has not run yet. Checks every step as the search does.
+    fn warm_up(&mut self, phase: Phase) {
+        const STEPS_MAX: usize = 10_000;
+        let mut tracker = RefinementTracker::full(self.refinement(), &self.initial);
+        for _ in 0..STEPS_MAX {
+            let reached = self.initial.stored_phase().phase == phase;
+            if reached && self.initial.in_flight().is_empty() {
+                return;
+            }
+            let actions = self.initial.actions();
+            let deliver = actions.iter().find(|action| matches!(action, Action::Deliver { .. }));
+            let timer =
+                actions.iter().filter(|action| matches!(action, Action::FireTimer { .. })).min_by_key(|action| {
+                    match action {
+                        Action::FireTimer { at, .. } => *at,
+                        _ => unreachable!("only timers"),
+                    }
+                });
+            let timer = timer.filter(|_| !reached);
+            let action = deliver.or(timer).expect("a migration world always has a message or a timer").clone();
+            let mut report = self.initial.step(&action);
+            tracker.on_step(&self.initial, &action, &mut report);
+            self.initial_violations.extend(report.violations.iter().map(|violation| violation.property));
+        }
+        panic!("{}: the warm-up did not reach {phase:?} in {STEPS_MAX} steps", self.config.name);
     }
 
     /// The refinement check of this configuration: secret `s` lives in
     /// tenancy `s % tenants`.
     pub fn refinement(&self) -> Refinement {
-        let secrets: BTreeSet<u32> = self.config.script.iter().map(|step| step.secret).collect();
         let tenants = self.config.tenants;
         let mode = self.initial.config().mode;
-        Refinement::new(mode, secrets.into_iter().map(|secret| (secret, secret % tenants)), self.config.hosts)
+        let secrets = self.config.secrets().into_iter().map(|secret| (secret, secret % tenants));
+        let refinement = Refinement::new(mode, secrets, self.config.hosts);
+        if self.config.migration.is_some() {
+            refinement.with_migration()
+        } else {
+            refinement
+        }
     }
 
     /// The trace of a path (the actions from the initial state), in the
@@ -373,7 +572,7 @@ impl CheckModel {
             world: self.initial.clone(),
             issued: vec![false; self.config.script.len()],
             budgets: self.config.budgets.clone(),
-            violated: BTreeSet::new(),
+            violated: self.initial_violations.clone(),
             copies: BTreeSet::new(),
             marks: Marks::default(),
             abstraction: Arc::new(abstract_state(&self.initial)),
@@ -432,13 +631,41 @@ impl CheckModel {
         }
     }
 
-    fn mark(state: &mut CheckState, action: &Action, before: &World) {
+    /// The migration's faults that may be injected now: a rollback while the
+    /// operator is up, a bit flip in any live host's entry that has content.
+    fn migration_faults(&self, state: &CheckState, actions: &mut Vec<Action>) {
+        if self.config.migration.is_none() {
+            return;
+        }
+        if state.budgets.rollbacks > 0 && state.world.is_up(NodeId::Operator) {
+            actions.push(Action::Rollback { at: state.world.now() });
+        }
+        if state.budgets.bit_flips > 0 {
+            for (host, _, durable) in state.world.hosts().filter(|(_, up, _)| *up) {
+                let damageable = durable.records().filter(|(_, record)| record.content.is_some());
+                actions.extend(damageable.map(|(secret, _)| Action::Corrupt { host, secret }));
+            }
+        }
+    }
+
+    fn mark(state: &mut CheckState, action: &Action, before: &World, report: &StepReport) {
         let conflicts = state.world.worker_stats().conflicts;
         state.marks.conflict |= conflicts >= 1;
         state.marks.conflict_storm |= conflicts >= 2;
+        if state.world.config().migration.is_some() {
+            CheckModel::mark_migration(state, before, report);
+        }
         match action {
             Action::Deliver { message, .. } if state.copies.remove(message) => {
                 state.marks.duplicate_absorbed |= state.violated.is_empty();
+            }
+            Action::Crash(node @ (NodeId::Backfiller | NodeId::Verifier)) => {
+                let bookmark = if *node == NodeId::Backfiller { BACKFILL_BOOKMARK } else { VERIFY_BOOKMARK };
+                let mid_walk = matches!(
+                    before.store().read(&Key::Bookmark(bookmark)).value,
+                    Some(Value::Bookmark(position)) if position != BOOKMARK_DONE
+                );
+                state.marks.job_crashed_mid_walk |= mid_walk;
             }
             Action::Crash(NodeId::Host(index)) => {
                 let report_in_flight = before.in_flight().values().any(|message| {
@@ -448,6 +675,54 @@ impl CheckModel {
             }
             _ => {}
         }
+    }
+
+    /// Marks the migration's races from the jobs' and read paths' counters
+    /// (a crashed job's counters are gone, but its marks stay).
+    fn mark_migration(state: &mut CheckState, before: &World, report: &StepReport) {
+        let marks = &mut state.marks;
+        if let Some(backfill) = state.world.backfiller() {
+            marks.backfill_skipped_live |= backfill.stats().skipped_live > 0;
+        }
+        let store = state.world.store();
+        let remote_version = |secret: SecretId| match store.read(&Key::Secret(secret)).value {
+            Some(Value::Secret(record)) => Some(record.version),
+            _ => None,
+        };
+        for message in report.sent.iter().filter_map(|id| state.world.in_flight().get(id)) {
+            match &message.payload {
+                // A host's digest, as it answered: older than the store holds.
+                Payload::DigestReply { digest, .. } => {
+                    marks.digest_behind_write |= digest.iter().any(|(secret, entry)| {
+                        entry.is_some_and(|entry| remote_version(*secret).is_some_and(|remote| entry.version < remote))
+                    });
+                }
+                // A backfill page refused on a secret: the store now holds the
+                // live write that moved it (the page committed nothing).
+                Payload::StoreReply {
+                    reply: StoreReply::Commit(CommitOutcome::Conflict { key: key @ Key::Secret(_) }),
+                    ..
+                } if message.to == NodeId::Backfiller => {
+                    let deleted = match store.read(key).value {
+                        Some(Value::Secret(record)) => record.lifecycle == Lifecycle::Deleted,
+                        _ => true,
+                    };
+                    marks.backfill_raced_delete |= deleted;
+                    marks.backfill_raced_update |= !deleted;
+                }
+                _ => {}
+            }
+        }
+        if let Some(verify) = state.world.verifier() {
+            let stats = verify.stats();
+            marks.verify_lag |= stats.lagging > 0;
+            marks.verify_repair |= stats.repairs > 0;
+        }
+        let reads = state.world.read_stats();
+        marks.fallback_missing |= reads.fallback_missing > 0;
+        marks.fallback_not_active |= reads.fallback_not_active > 0;
+        marks.local_read |= reads.local > 0;
+        marks.rollback_stored |= state.world.stored_phase().phase < before.stored_phase().phase;
     }
 }
 
@@ -464,6 +739,7 @@ impl Model for CheckModel {
             actions.push(self.issue(state, index));
         }
         actions.extend(state.world.actions().into_iter().filter(|action| self.allowed(state, action)));
+        self.migration_faults(state, actions);
     }
 
     fn next_state(&self, last: &CheckState, action: Action) -> Option<CheckState> {
@@ -474,6 +750,8 @@ impl Model for CheckModel {
             Action::Duplicate(_) => next.budgets.duplicates -= 1,
             Action::Crash(_) => next.budgets.crashes -= 1,
             Action::Isolate(_) => next.budgets.partitions -= 1,
+            Action::Rollback { .. } => next.budgets.rollbacks -= 1,
+            Action::Corrupt { .. } => next.budgets.bit_flips -= 1,
             _ => {}
         }
         let report = next.world.step(&action);
@@ -494,12 +772,12 @@ impl Model for CheckModel {
         if next.script_done() && next.world.is_quiet() {
             next.violated.extend(next.world.check_quiescent().iter().map(|violation| violation.property));
         }
-        CheckModel::mark(&mut next, &action, &last.world);
+        CheckModel::mark(&mut next, &action, &last.world, &report);
         Some(next)
     }
 
     fn properties(&self) -> Vec<Property<Self>> {
-        vec![
+        let mut properties = vec![
             Property::always("REP-1", |_: &CheckModel, state: &CheckState| !state.violated.contains(&PropertyId::Rep1)),
             Property::always("REP-2", |_: &CheckModel, state: &CheckState| !state.violated.contains(&PropertyId::Rep2)),
             Property::always("REP-3", |_: &CheckModel, state: &CheckState| !state.violated.contains(&PropertyId::Rep3)),
@@ -521,12 +799,55 @@ impl Model for CheckModel {
             Property::sometimes("crash between apply and report", |_: &CheckModel, state: &CheckState| {
                 state.marks.crash_between_apply_and_report
             }),
-        ]
+        ];
+        if self.config.migration.is_some() {
+            properties.extend(migration_properties());
+        }
+        properties
     }
 
     fn within_boundary(&self, state: &CheckState) -> bool {
         state.world.now().0 <= self.config.horizon_ms * NS_PER_MS
     }
+}
+
+/// The MIG properties and the migration's rare paths, for configurations
+/// with a `[migration]`.
+fn migration_properties() -> Vec<Property<CheckModel>> {
+    vec![
+        Property::always("MIG-1", |_: &CheckModel, state: &CheckState| !state.violated.contains(&PropertyId::Mig1)),
+        Property::always("MIG-2", |_: &CheckModel, state: &CheckState| !state.violated.contains(&PropertyId::Mig2)),
+        Property::always("MIG-3", |_: &CheckModel, state: &CheckState| !state.violated.contains(&PropertyId::Mig3)),
+        Property::always("MIG-4", |_: &CheckModel, state: &CheckState| !state.violated.contains(&PropertyId::Mig4)),
+        Property::always("MIG-5", |_: &CheckModel, state: &CheckState| !state.violated.contains(&PropertyId::Mig5)),
+        Property::always("MIG-6", |_: &CheckModel, state: &CheckState| !state.violated.contains(&PropertyId::Mig6)),
+        Property::always("MIG-7", |_: &CheckModel, state: &CheckState| !state.violated.contains(&PropertyId::Mig7)),
+        Property::sometimes("backfill raced an update", |_: &CheckModel, state: &CheckState| {
+            state.marks.backfill_raced_update
+        }),
+        Property::sometimes("backfill raced a delete", |_: &CheckModel, state: &CheckState| {
+            state.marks.backfill_raced_delete
+        }),
+        Property::sometimes("backfill skipped a live write", |_: &CheckModel, state: &CheckState| {
+            state.marks.backfill_skipped_live
+        }),
+        Property::sometimes("verifier saw lag", |_: &CheckModel, state: &CheckState| state.marks.verify_lag),
+        Property::sometimes("digest behind a live write", |_: &CheckModel, state: &CheckState| {
+            state.marks.digest_behind_write
+        }),
+        Property::sometimes("verifier repaired", |_: &CheckModel, state: &CheckState| state.marks.verify_repair),
+        Property::sometimes("read fell back: missing", |_: &CheckModel, state: &CheckState| {
+            state.marks.fallback_missing
+        }),
+        Property::sometimes("read fell back: not active", |_: &CheckModel, state: &CheckState| {
+            state.marks.fallback_not_active
+        }),
+        Property::sometimes("local read", |_: &CheckModel, state: &CheckState| state.marks.local_read),
+        Property::sometimes("rollback stored", |_: &CheckModel, state: &CheckState| state.marks.rollback_stored),
+        Property::sometimes("job crashed mid-walk", |_: &CheckModel, state: &CheckState| {
+            state.marks.job_crashed_mid_walk
+        }),
+    ]
 }
 
 /// How to run the checker.
@@ -694,6 +1015,59 @@ pub fn expected_sometimes(config: &ModelConfig) -> Vec<&'static str> {
         .collect();
     if config.mode == Mode::Sync && config.tenants == 1 && writing_clients.len() >= 2 {
         expected.extend(["conflict", "conflict storm"]);
+    }
+    if let Some(migration) = &config.migration {
+        expected.extend(expected_migration_races(config, migration));
+    }
+    expected
+}
+
+/// The migration's races a configuration sets up: a live write to a seeded
+/// secret racing the backfill, a verify pass racing replication (and a bit
+/// flip it must repair), a host read in switchover racing activation, and a
+/// rollback.
+fn expected_migration_races(config: &ModelConfig, migration: &ModelMigration) -> Vec<&'static str> {
+    let mut expected = Vec::new();
+    // A phase the search sees: one the schedule reaches, not passed in the warm-up.
+    let explored =
+        |phase: PhaseName| migration.reaches(phase) && migration.start_phase.is_none_or(|start| start <= phase);
+    let writes_seeded =
+        |op: &str| config.script.iter().any(|step| step.op == op && step.secret < migration.seeded_secrets);
+    let writes = config.script.iter().any(|step| !matches!(step.op.as_str(), "remote-read" | "host-read"));
+    let creates = config.script.iter().any(|step| step.op == "create");
+    let host_reads = config.script.iter().any(|step| step.op == "host-read");
+    if explored(PhaseName::Backfill) {
+        if writes_seeded("update") {
+            expected.push("backfill raced an update");
+        }
+        if writes_seeded("delete") {
+            expected.push("backfill raced a delete");
+        }
+        if writes_seeded("update") || writes_seeded("delete") {
+            expected.push("backfill skipped a live write");
+        }
+    }
+    if explored(PhaseName::Verify) && writes {
+        expected.extend(["verifier saw lag", "digest behind a live write"]);
+    }
+    if explored(PhaseName::Verify) && config.budgets.bit_flips > 0 {
+        expected.push("verifier repaired");
+    }
+    if explored(PhaseName::Switchover) && host_reads {
+        if creates {
+            expected.extend(["read fell back: missing", "read fell back: not active"]);
+        }
+        expected.push("local read");
+    }
+    if config.budgets.rollbacks > 0 {
+        expected.push("rollback stored");
+    }
+    let crashable =
+        |kind: &str| config.budgets.crashes > 0 && config.crashable.iter().any(|crashable| crashable == kind);
+    if (explored(PhaseName::Backfill) && crashable("backfiller"))
+        || (explored(PhaseName::Verify) && crashable("verifier"))
+    {
+        expected.push("job crashed mid-walk");
     }
     expected
 }

@@ -150,7 +150,7 @@ pub fn world_config(scenario: &Scenario, knobs: &Knobs, bugs: &Bugs) -> WorldCon
 }
 
 /// The world's migration for a scenario's `[migration]` section.
-fn migration_config(migration: &Migration, hosts: u32) -> MigrationConfig {
+pub(crate) fn migration_config(migration: &Migration, hosts: u32) -> MigrationConfig {
     const UNLIMITED_PER_SECOND: u64 = 1_000_000;
     let per_second = |rate: u64| if rate == 0 { UNLIMITED_PER_SECOND } else { rate };
     let backfill_rate = per_second(migration.backfill_rate_per_second);

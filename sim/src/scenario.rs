@@ -99,7 +99,7 @@ impl Default for Migration {
 }
 
 /// One entry of a migration schedule.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScheduleEntry {
     /// From when, ms.
@@ -109,7 +109,7 @@ pub struct ScheduleEntry {
 }
 
 /// A migration phase as scenario files name it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PhaseName {
     /// `vault::migration::Phase::Sync`.
@@ -136,7 +136,7 @@ impl PhaseName {
 }
 
 impl Migration {
-    fn validate(&self) -> Result<(), (String, String)> {
+    pub(crate) fn validate(&self) -> Result<(), (String, String)> {
         let fail = |field: &str, message: &str| Err((format!("migration.{field}"), message.to_string()));
         if self.schedule.windows(2).any(|pair| pair[0].at_ms > pair[1].at_ms || pair[0].phase >= pair[1].phase) {
             return fail("schedule", "entries move forward: later times, later phases");
