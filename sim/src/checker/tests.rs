@@ -117,4 +117,130 @@ fn rare_paths_are_expected_where_the_configuration_makes_them_possible() {
     assert_eq!(expected_sometimes(&load("sync-host-crash")), vec!["converged", "crash between apply and report"]);
     assert_eq!(expected_sometimes(&load("sync-contention")), vec!["converged", "conflict", "conflict storm"]);
     assert_eq!(expected_sometimes(&load("async-one-host")), vec!["converged"]);
+    assert_eq!(
+        expected_sometimes(&load("migration-backfill-race")),
+        vec!["converged", "backfill raced an update", "backfill raced a delete", "backfill skipped a live write"]
+    );
+    assert_eq!(expected_sometimes(&load("migration-backfill-crash")), vec!["converged", "job crashed mid-walk"]);
+    assert_eq!(
+        expected_sometimes(&load("migration-verify-race")),
+        vec!["converged", "verifier saw lag", "digest behind a live write", "verifier repaired"]
+    );
+    assert_eq!(
+        expected_sometimes(&load("migration-switchover-read")),
+        vec!["converged", "read fell back: missing", "read fell back: not active", "local read"]
+    );
+}
+
+#[test]
+fn a_migration_configuration_migrates_with_fenced_workers_and_the_migration_spec() {
+    let config = load("migration-backfill-race");
+    let world = config.world_config(&Bugs::none());
+    assert!(world.worker.phase_fenced, "workers read the phase in every commit");
+    let migration = world.migration.expect("the world migrates");
+    assert_eq!(migration.seeded_secrets, 2);
+    assert_eq!(migration.backfill_page_keys, 2);
+    assert_eq!(migration.schedule, vec![(vault::types::Time::ZERO, Phase::Backfill)]);
+    assert_eq!(config.secrets(), BTreeSet::from([0, 1]), "the seeded secrets are the script's");
+    let model = CheckModel::new(config, Bugs::none());
+    assert!(model.refinement().migration());
+    // The warm-up ran the operator's climb alone: exploring starts with the
+    // backfill committed and nothing in flight, before the backfiller ran.
+    let state = model.initial_state();
+    assert_eq!(state.world.stored_phase().phase, Phase::Backfill);
+    assert!(state.world.in_flight().is_empty());
+    assert!(state.world.backfiller().is_some_and(|backfill| !backfill.is_done()));
+    assert!(state.violated.is_empty(), "{:?}", state.violated);
+    let names: Vec<&str> = model.properties().iter().map(|property| property.name).collect();
+    for property in PropertyId::ALL.iter().filter(|property| property.as_str().starts_with("MIG")) {
+        assert!(names.contains(&property.as_str()), "{property} is checked");
+    }
+    let plain: Vec<&str> = CheckModel::new(load("sync-one-host"), Bugs::none())
+        .properties()
+        .iter()
+        .map(|property| property.name)
+        .collect();
+    assert!(!plain.contains(&"MIG-1"), "no MIG property without a migration");
+}
+
+#[test]
+fn migration_faults_are_budgeted_and_cover_the_new_nodes() {
+    let mut config = load("migration-verify-race");
+    config.budgets = Budgets { crashes: 1, rollbacks: 1, bit_flips: 1, ..Budgets::default() };
+    config.crashable = vec!["operator".into(), "verifier".into(), "host".into()];
+    let model = CheckModel::new(config, Bugs::none());
+    // Until the host's first poll it holds nothing that could flip.
+    let mut state = model.initial_state();
+    let mut actions = Vec::new();
+    model.actions(&state, &mut actions);
+    assert!(!actions.iter().any(|action| matches!(action, Action::Corrupt { .. })));
+    let poll = Action::FireTimer { node: NodeId::Host(0), at: state.world.timers()[&NodeId::Host(0)] };
+    state = model.next_state(&state, poll).expect("a step");
+    while let Some((id, message)) = state.world.in_flight().iter().next() {
+        assert!(matches!(message.to, NodeId::Store | NodeId::Host(_) | NodeId::Activator), "{message:?}");
+        let deliver = Action::Deliver { message: *id, at: state.world.now() };
+        state = model.next_state(&state, deliver).expect("a step");
+    }
+    assert!(state.world.hosts().next().is_some_and(|(_, _, durable)| durable.record(SecretId(0)).is_some()));
+    let mut actions = Vec::new();
+    model.actions(&state, &mut actions);
+    let now = state.world.now();
+    for expected in [
+        Action::Crash(NodeId::Operator),
+        Action::Crash(NodeId::Verifier),
+        Action::Crash(NodeId::Host(0)),
+        Action::Rollback { at: now },
+        Action::Corrupt { host: 0, secret: SecretId(0) },
+    ] {
+        assert!(actions.contains(&expected), "{expected:?} among {actions:?}");
+    }
+    assert!(!actions.contains(&Action::Crash(NodeId::Backfiller)), "not crashable here, and not running");
+    assert!(!actions.iter().any(|action| matches!(action, Action::Crash(NodeId::Reader(_)))), "dies with its host");
+    // Each budget is spent once.
+    let rolled = model.next_state(&state, Action::Rollback { at: now }).expect("a step");
+    let mut actions = Vec::new();
+    model.actions(&rolled, &mut actions);
+    assert!(!actions.iter().any(|action| matches!(action, Action::Rollback { .. })));
+    let flipped = model.next_state(&state, Action::Corrupt { host: 0, secret: SecretId(0) }).expect("a step");
+    let mut actions = Vec::new();
+    model.actions(&flipped, &mut actions);
+    assert!(!actions.iter().any(|action| matches!(action, Action::Corrupt { .. })));
+    // A crashed host's entries cannot flip.
+    let crashed = model.next_state(&state, Action::Crash(NodeId::Host(0))).expect("a step");
+    let mut actions = Vec::new();
+    model.actions(&crashed, &mut actions);
+    assert!(!actions.iter().any(|action| matches!(action, Action::Corrupt { .. })));
+}
+
+#[test]
+fn broken_migration_sections_name_their_field() {
+    let base = "name = \"x\"\nmode = \"sync\"\nworkers = 1\nhosts = 1\ntenants = 1\nhorizon_ms = 5\nscript = []\n";
+    let parse =
+        |extra: &str| ModelConfig::parse(std::path::Path::new("specs/models/x.toml"), &format!("{base}{extra}"));
+    let error = parse("[budgets]\nrollbacks = 1\n").unwrap_err();
+    assert_eq!(error.field.as_deref(), Some("budgets"), "{error}");
+    let error = parse("crashable = [\"verifier\"]\n").unwrap_err();
+    assert_eq!(error.field.as_deref(), Some("crashable"), "{error}");
+    let migration = "[migration]\nseeded_secrets = 1\nschedule = [{ at_ms = 0, phase = \"backfill\" }]\n";
+    let error = parse(&format!("{migration}start_phase = \"verify\"\n")).unwrap_err();
+    assert_eq!(error.field.as_deref(), Some("migration.start_phase"), "{error}");
+    let error = parse(&format!("{migration}backfill_page_keys = 0\n")).unwrap_err();
+    assert_eq!(error.field.as_deref(), Some("migration.backfill_page_keys"), "{error}");
+    assert!(parse(&format!("{migration}start_phase = \"backfill\"\n")).is_ok());
+}
+
+#[test]
+fn the_smallest_migration_configuration_holds_at_its_pinned_count() {
+    let config = load("migration-verify-race");
+    let report = check(&config, &Bugs::none(), &CheckOptions { bfs: false, threads: 2, max_depth: None });
+    assert!(report.passed, "{report:?}");
+    assert_eq!(report.unique_states, 87_539);
+    // Its example paths replay from the same warmed-up start, bit flip included.
+    for name in ["converged", "verifier repaired"] {
+        let outcome = report.properties.iter().find(|outcome| outcome.name == name).expect("listed");
+        let text = outcome.trace.as_ref().expect("an example path").join("\n") + "\n";
+        let summary = crate::trace::replay(&text).expect("a migration trace replays line for line");
+        assert_eq!(Some(summary.steps as usize), outcome.path_length, "{name}");
+        assert!(summary.violations.is_empty(), "{name}: {:?}", summary.violations);
+    }
 }
