@@ -60,8 +60,8 @@ pub struct BackfillConfig {
     pub mode: InterceptorMode,
     /// Keys scanned per page; the bookmark is persisted after every page.
     pub page_keys: usize,
-    /// The budget of store requests.
-    pub budget: BucketConfig,
+    /// The budget of store requests; `None`: unlimited (no waiting at all).
+    pub budget: Option<BucketConfig>,
     /// How long to wait for a store reply.
     pub request_timeout_ns: u64,
 }
@@ -136,7 +136,7 @@ struct Pending {
 pub struct Backfiller {
     config: BackfillConfig,
     interceptor: Interceptor,
-    bucket: TokenBucket,
+    bucket: Option<TokenBucket>,
     step: Step,
     /// The bookmark as last read or committed.
     bookmark: Option<Bookmark>,
@@ -152,7 +152,9 @@ impl Backfiller {
     pub fn new(config: BackfillConfig, now: Time) -> Backfiller {
         assert!(config.page_keys > 0, "a page holds at least one key");
         assert!(config.request_timeout_ns > 0, "a zero timeout abandons every request");
-        let bucket = TokenBucket::empty(config.budget, now).unwrap_or_else(|field| panic!("backfill budget: {field}"));
+        let bucket = config
+            .budget
+            .map(|budget| TokenBucket::empty(budget, now).unwrap_or_else(|field| panic!("backfill budget: {field}")));
         let interceptor = Interceptor { mode: config.mode };
         let mut backfiller = Backfiller {
             config,
@@ -290,7 +292,10 @@ impl Backfiller {
         let throttled = !self.bugs.is_on(Bug::UnthrottledBackfill); // Bug: no token taken.
         #[cfg(not(feature = "bugzoo"))]
         let throttled = true;
-        let taken = if throttled { self.bucket.try_take(now, 1) } else { Ok(()) };
+        let taken = match &mut self.bucket {
+            Some(bucket) if throttled => bucket.try_take(now, 1),
+            _ => Ok(()),
+        };
         if let Err(shortfall) = taken {
             self.stats.throttled += 1;
             self.step = Step::Ready(next);
@@ -351,7 +356,9 @@ impl Backfiller {
         if self.step == Step::Done {
             assert!(self.bookmark.is_some_and(Bookmark::is_done), "done only at the finished bookmark");
         }
-        self.bucket.check_invariants();
+        if let Some(bucket) = &self.bucket {
+            bucket.check_invariants();
+        }
     }
 
     /// The rows of `page` this backfiller emits, with their mutations.

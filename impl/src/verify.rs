@@ -56,8 +56,8 @@ pub struct VerifyConfig {
     /// Keys compared per page; the bookmark is persisted after every page.
     pub page_keys: usize,
     /// The budget of requests (store and host alike); its burst must cover
-    /// asking every host at once.
-    pub budget: BucketConfig,
+    /// asking every host at once. `None`: unlimited (no waiting at all).
+    pub budget: Option<BucketConfig>,
     /// How long to wait for a reply.
     pub request_timeout_ns: u64,
     /// How long to wait before redoing a page a host did not answer.
@@ -203,7 +203,7 @@ enum Next {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Verifier {
     config: VerifyConfig,
-    bucket: TokenBucket,
+    bucket: Option<TokenBucket>,
     step: Step,
     /// Outstanding host requests of the current page, by tag.
     asked: BTreeMap<RequestTag, HostId>,
@@ -220,10 +220,12 @@ impl Verifier {
         assert!(config.page_keys > 0, "a page holds at least one key");
         assert!(config.request_timeout_ns > 0 && config.retry_delay_ns > 0, "zero waits spin");
         assert!(
-            config.hosts.len() as u64 <= config.budget.burst,
+            config.budget.is_none_or(|budget| config.hosts.len() as u64 <= budget.burst),
             "asking every host of a page takes one token each: the budget's burst must cover the hosts"
         );
-        let bucket = TokenBucket::new(config.budget).unwrap_or_else(|field| panic!("verify budget: {field}"));
+        let bucket = config
+            .budget
+            .map(|budget| TokenBucket::new(budget).unwrap_or_else(|field| panic!("verify budget: {field}")));
         let mut verifier = Verifier {
             config,
             bucket,
@@ -441,7 +443,8 @@ impl Verifier {
             Next::Digests { .. } => self.config.hosts.len() as u64,
             _ => 1,
         };
-        if let Err(shortfall) = self.bucket.try_take(now, tokens) {
+        let taken = self.bucket.as_mut().map_or(Ok(()), |bucket| bucket.try_take(now, tokens));
+        if let Err(shortfall) = taken {
             self.stats.throttled += 1;
             self.step = Step::Ready(next);
             self.outputs.push_back(VerifyOutput::Timer { deadline: now.plus_ns(shortfall.retry_after_ns) });
@@ -499,7 +502,9 @@ impl Verifier {
         if self.step == Step::Done {
             assert!(self.bookmark.is_some_and(Bookmark::is_done), "done only at the finished bookmark");
         }
-        self.bucket.check_invariants();
+        if let Some(bucket) = &self.bucket {
+            bucket.check_invariants();
+        }
     }
 }
 

@@ -151,27 +151,25 @@ pub fn world_config(scenario: &Scenario, knobs: &Knobs, bugs: &Bugs) -> WorldCon
 
 /// The world's migration for a scenario's `[migration]` section.
 pub(crate) fn migration_config(migration: &Migration, hosts: u32) -> MigrationConfig {
-    const UNLIMITED_PER_SECOND: u64 = 1_000_000;
-    let per_second = |rate: u64| if rate == 0 { UNLIMITED_PER_SECOND } else { rate };
-    let backfill_rate = per_second(migration.backfill_rate_per_second);
-    let verify_rate = per_second(migration.verify_rate_per_second);
+    // A rate of 0 is no budget at all: the job never waits for a token.
+    let per_second = |rate: u64| (rate > 0).then_some(rate);
     MigrationConfig {
         seeded_secrets: migration.seeded_secrets,
         schedule: migration.schedule.iter().map(|entry| (Time(entry.at_ms * NS_PER_MS), entry.phase.phase())).collect(),
         backfill_page_keys: migration.backfill_page_keys,
         // A burst of a tenth of a second's budget, at least one request.
-        backfill_budget: BucketConfig {
-            rate: backfill_rate,
+        backfill_budget: per_second(migration.backfill_rate_per_second).map(|rate| BucketConfig {
+            rate,
             interval_ns: 1_000_000_000,
-            burst: (backfill_rate / 10).max(1),
-        },
+            burst: (rate / 10).max(1),
+        }),
         verify_page_keys: migration.verify_page_keys,
         // The verifier asks every host at once: its burst covers them and the store.
-        verify_budget: BucketConfig {
-            rate: verify_rate,
+        verify_budget: per_second(migration.verify_rate_per_second).map(|rate| BucketConfig {
+            rate,
             interval_ns: 1_000_000_000,
-            burst: (verify_rate / 10).max(u64::from(hosts) + 1),
-        },
+            burst: (rate / 10).max(u64::from(hosts) + 1),
+        }),
         phase_poll_ns: migration.phase_poll_ms.iter().map(|ms| ms * NS_PER_MS).collect(),
         request_timeout_ns: migration.request_timeout_ms * NS_PER_MS,
     }

@@ -64,11 +64,11 @@ pub struct Migration {
     pub schedule: Vec<ScheduleEntry>,
     /// Keys per backfill page (its bookmark interval).
     pub backfill_page_keys: usize,
-    /// The backfiller's store requests per second (0: unlimited, in effect a million).
+    /// The backfiller's store requests per second (0: no budget, it never waits).
     pub backfill_rate_per_second: u64,
     /// Keys per verify page.
     pub verify_page_keys: usize,
-    /// The verifier's requests (store and hosts) per second (0: unlimited).
+    /// The verifier's requests (store and hosts) per second (0: no budget).
     pub verify_rate_per_second: u64,
     /// Each host's phase poll interval, ms, by host index; the last entry
     /// repeats for further hosts. Unequal intervals make a mixed fleet.

@@ -285,12 +285,12 @@ pub struct MigrationConfig {
     pub schedule: Vec<(Time, Phase)>,
     /// Keys per backfill page (its bookmark interval).
     pub backfill_page_keys: usize,
-    /// The backfiller's budget of store requests.
-    pub backfill_budget: BucketConfig,
+    /// The backfiller's budget of store requests; `None`: unlimited.
+    pub backfill_budget: Option<BucketConfig>,
     /// Keys per verify page (its bookmark interval).
     pub verify_page_keys: usize,
-    /// The verifier's budget of store and host requests.
-    pub verify_budget: BucketConfig,
+    /// The verifier's budget of store and host requests; `None`: unlimited.
+    pub verify_budget: Option<BucketConfig>,
     /// How often each host's read path polls the stored phase, by host
     /// index (the last entry repeats for hosts beyond the list).
     pub phase_poll_ns: Vec<u64>,
@@ -526,9 +526,13 @@ impl World {
             incarnations: BTreeMap::new(),
             history: Arc::new(BTreeMap::new()),
             properties: Arc::new(match &config.migration {
-                Some(migration) => PropertyChecker::new(&host_ids)
-                    .with_migration()
-                    .with_job_budget(BACKFILL_JOB, budget_shape(migration.backfill_budget)),
+                Some(migration) => {
+                    let checker = PropertyChecker::new(&host_ids).with_migration();
+                    match migration.backfill_budget {
+                        Some(budget) => checker.with_job_budget(BACKFILL_JOB, budget_shape(budget)),
+                        None => checker,
+                    }
+                }
                 None => PropertyChecker::new(&host_ids),
             }),
             front_door: None,

@@ -453,7 +453,7 @@ fn switchover_without_fallback_is_caught_by_the_simulator_as_rep1_then_mig6() {
     let (seed, failure) = first_failure(Bug::SwitchoverWithoutFallback);
     assert_eq!(failure.violation.property, PropertyId::Mig6, "{}", failure.violation);
     assert!(failure.violation.detail.contains("answered Creating version 1"), "{}", failure.violation);
-    assert_eq!((seed, failure.step), (1, 2254));
+    assert_eq!((seed, failure.step), (1, 2253));
 }
 
 #[test]

@@ -34,7 +34,7 @@ fn config(since: CommitSeq, mode: InterceptorMode, page_keys: usize) -> Backfill
         since,
         mode,
         page_keys,
-        budget: BucketConfig::per_interval(1_000, 1_000 * MS),
+        budget: Some(BucketConfig::per_interval(1_000, 1_000 * MS)),
         request_timeout_ns: 50 * MS,
     }
 }
@@ -219,7 +219,7 @@ fn the_budget_spaces_store_requests() {
     let (mut store, since) = seeded_store();
     let mut config = config(since, InterceptorMode::Sync, 1);
     // One request per 10 ms, no burst beyond one.
-    config.budget = BucketConfig::per_interval(1, 10 * MS);
+    config.budget = Some(BucketConfig::per_interval(1, 10 * MS));
     let mut backfiller = Backfiller::new(config, Time(0));
     let sent = run(&mut backfiller, &mut store, 1_000, |_, _| {});
     assert!(backfiller.is_done());
@@ -237,7 +237,7 @@ fn a_fresh_incarnation_starts_with_an_empty_budget() {
     // (after a crash or a rollback) waits for tokens like a running job.
     let (mut store, since) = seeded_store();
     let mut config = config(since, InterceptorMode::Sync, 1);
-    config.budget = BucketConfig { rate: 1, interval_ns: 10 * MS, burst: 5 };
+    config.budget = Some(BucketConfig { rate: 1, interval_ns: 10 * MS, burst: 5 });
     let mut backfiller = Backfiller::new(config.clone(), Time(0));
     backfiller.on_timer(Time(0));
     let outputs: Vec<BackfillOutput> = std::iter::from_fn(|| backfiller.poll_output()).collect();
@@ -247,6 +247,25 @@ fn a_fresh_incarnation_starts_with_an_empty_budget() {
     let sent = run(&mut restarted, &mut store, 3, |_, _| {});
     // `run` starts its clock at 0: the restarted job still waits for 110 ms.
     assert_eq!(sent.first(), Some(&Time(110 * MS)));
+}
+
+#[test]
+fn without_a_budget_a_fresh_incarnation_sends_at_once() {
+    // No budget is no bucket at all: nothing to wait for, and nothing in the
+    // job's state that depends on when it last sent.
+    let (mut store, since) = seeded_store();
+    let mut config = config(since, InterceptorMode::Sync, 1);
+    config.budget = None;
+    let mut backfiller = Backfiller::new(config.clone(), Time(0));
+    backfiller.on_timer(Time(0));
+    let outputs: Vec<BackfillOutput> = std::iter::from_fn(|| backfiller.poll_output()).collect();
+    assert!(matches!(outputs.get(1), Some(BackfillOutput::Store { .. })), "{outputs:?}");
+    let mut restarted = Backfiller::new(config, Time(100 * MS));
+    let sent = run(&mut restarted, &mut store, 1_000, |_, _| {});
+    // `run` starts its clock at 0 and wakes the job at its start, 100 ms.
+    assert_eq!(sent.first(), Some(&Time(100 * MS)));
+    assert!(restarted.is_done());
+    assert_eq!(restarted.stats().throttled, 0);
 }
 
 #[test]

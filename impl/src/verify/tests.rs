@@ -34,7 +34,7 @@ fn config(hosts: u32, page_keys: usize) -> VerifyConfig {
         bookmark: BookmarkId(3),
         hosts: (0..hosts).map(HostId).collect(),
         page_keys,
-        budget: BucketConfig::per_interval(1_000, 1_000 * MS),
+        budget: Some(BucketConfig::per_interval(1_000, 1_000 * MS)),
         request_timeout_ns: 20 * MS,
         retry_delay_ns: 5 * MS,
     }
@@ -212,7 +212,7 @@ fn a_restart_resumes_after_the_last_committed_page() {
 #[test]
 fn the_budget_must_cover_every_host_of_a_page() {
     let mut config = config(3, 2);
-    config.budget = BucketConfig::per_interval(2, MS);
+    config.budget = Some(BucketConfig::per_interval(2, MS));
     let refused = std::panic::catch_unwind(|| Verifier::new(config, Time(0)));
     assert!(refused.is_err(), "a budget whose burst cannot ask every host would never send a page");
 }
@@ -221,7 +221,7 @@ fn the_budget_must_cover_every_host_of_a_page() {
 fn the_budget_spaces_requests() {
     let (mut store, mut hosts) = replicated();
     let mut config = config(2, 1);
-    config.budget = BucketConfig { rate: 2, interval_ns: 10 * MS, burst: 2 };
+    config.budget = Some(BucketConfig { rate: 2, interval_ns: 10 * MS, burst: 2 });
     let mut verifier = Verifier::new(config, Time(0));
     run(&mut verifier, &mut store, &mut hosts, 1_000, |_: &VerifyOutput| false, |_, _, _| {});
     assert!(verifier.is_done());

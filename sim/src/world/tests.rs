@@ -628,16 +628,15 @@ fn a_crashed_workers_commit_still_lands_and_its_reply_is_lost() {
 /// A migrating world: two secrets from before replication, the backfill due
 /// at once, one key a page, budgets that never throttle.
 fn backfilling_config() -> WorldConfig {
-    let unlimited = BucketConfig { rate: 1_000_000, interval_ns: 1_000_000_000, burst: 1_000 };
     WorldConfig {
         worker: WorkerConfig { phase_fenced: true, ..WorkerConfig::new(InterceptorMode::Sync) },
         migration: Some(MigrationConfig {
             seeded_secrets: 2,
             schedule: vec![(Time::ZERO, Phase::Backfill)],
             backfill_page_keys: 1,
-            backfill_budget: unlimited,
+            backfill_budget: None,
             verify_page_keys: 1,
-            verify_budget: unlimited,
+            verify_budget: None,
             phase_poll_ns: vec![10 * MS],
             request_timeout_ns: 30 * MS,
         }),
