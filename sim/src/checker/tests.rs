@@ -123,6 +123,10 @@ fn rare_paths_are_expected_where_the_configuration_makes_them_possible() {
     );
     assert_eq!(expected_sometimes(&load("migration-backfill-crash")), vec!["converged", "job crashed mid-walk"]);
     assert_eq!(
+        expected_sometimes(&load("migration-backfill-rollback")),
+        vec!["converged", "backfill raced an update", "backfill skipped a live write", "rollback stored"]
+    );
+    assert_eq!(
         expected_sometimes(&load("migration-verify-race")),
         vec!["converged", "verifier saw lag", "digest behind a live write", "verifier repaired"]
     );
