@@ -103,8 +103,16 @@ pub struct PhaseConfig {
 
 impl PhaseConfig {
     /// The keys to read for [`PhaseConfig::from_entries`].
+    pub const KEYS: [Key; 2] = [PHASE_KEY, SYNC_SINCE_KEY];
+
+    /// The keys to read for [`PhaseConfig::from_entries`], as a request wants them.
     pub fn keys() -> Vec<Key> {
-        vec![PHASE_KEY, SYNC_SINCE_KEY]
+        PhaseConfig::KEYS.to_vec()
+    }
+
+    /// Whether `key` is one of the configuration's keys.
+    pub fn holds(key: &Key) -> bool {
+        PhaseConfig::KEYS.contains(key)
     }
 
     /// The configuration in `entries` (a read of [`PhaseConfig::keys`], in any order).

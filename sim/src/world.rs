@@ -729,7 +729,7 @@ impl World {
 
     /// The migration's configuration as the store holds it.
     pub fn stored_phase(&self) -> PhaseConfig {
-        let entries: Vec<ReadEntry> = PhaseConfig::keys().iter().map(|key| self.store.read(key)).collect();
+        let entries = PhaseConfig::KEYS.map(|key| self.store.read(&key));
         PhaseConfig::from_entries(&entries)
     }
 
@@ -1097,7 +1097,7 @@ impl World {
         let phase_written = transaction
             .writes
             .iter()
-            .any(|write| matches!(write, Write::Put(key, _) | Write::Delete(key) if PhaseConfig::keys().contains(key)));
+            .any(|write| matches!(write, Write::Put(key, _) | Write::Delete(key) if PhaseConfig::holds(key)));
         if phase_written {
             let stored = self.stored_phase();
             observations.push(Observation::PhaseStored {
