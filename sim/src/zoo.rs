@@ -84,9 +84,6 @@ pub struct ModelRecipe {
 /// Seeds a simulator recipe tries unless it says otherwise.
 pub const SEEDS: Range<u64> = 0..20;
 
-/// The note of a migration entry without a model recipe.
-const NO_MIGRATION_MODEL: &str = "no model recipe: no migration model configuration yet";
-
 /// The recipe of `bug`.
 pub fn recipe(bug: Bug) -> Recipe {
     let sim =
@@ -137,35 +134,38 @@ pub fn recipe(bug: Bug) -> Recipe {
         ),
         Bug::UnconditionalBackfillEvents => (
             Some(sim("migration-budget", PropertyId::Mig1)),
-            None,
-            "no model recipe: no migration model configuration yet. The tight budget spaces a page's scan and \
-             commit apart, so live writes land between them.",
+            Some(model("migration-backfill-race", PropertyId::Mig1)),
+            "The tight budget spaces a page's scan and commit apart, so live writes land between them. The \
+             checker finds REP-4 and REF-1 on the same path: the second event of a version is a duplicate.",
         ),
         Bug::DeleteWithoutTombstone => (
             Some(sim("migration", PropertyId::Rep5)),
-            None,
+            Some(model("migration-backfill-race", PropertyId::Rep5)),
             "caught as REP-5, not REP-3: the host's cursor passes the delete while it holds nothing of it. No \
              path resurrects the secret: every later event of it in the log is newer than the delete (REP-4, \
              MIG-1), so even without the tombstone nothing older comes back. A restart shows REP-2 and a quiet \
-             end REP-6. No model recipe: no model configuration deletes a secret yet.",
+             end REP-6; the checker also finds MIG-2 (the deleted secret never reaches the host).",
         ),
         Bug::VolatileBookmark => (
             Some(sim("migration", PropertyId::Mig3)),
-            None,
-            "no model recipe: no migration model configuration yet. The scenario crashes the backfiller mid-walk.",
+            Some(model("migration-backfill-crash", PropertyId::Mig3)),
+            "both the scenario and the configuration crash the backfiller mid-walk",
         ),
-        Bug::VersionBlindVerifier => (Some(sim("migration", PropertyId::Mig4)), None, NO_MIGRATION_MODEL),
+        Bug::VersionBlindVerifier => {
+            (Some(sim("migration", PropertyId::Mig4)), Some(model("migration-verify-race", PropertyId::Mig4)), "")
+        }
         Bug::SwitchoverWithoutFallback => (
             Some(sim("migration-switchover", PropertyId::Mig6)),
-            None,
-            "no model recipe: no migration model configuration yet. On `migration` the simulator names REP-1 \
+            Some(model("migration-switchover-read", PropertyId::Mig6)),
+            "On `migration` the simulator names REP-1 \
              first: the local-only read path also skips the hybrid checksum check and serves a bit-flipped \
              entry; `migration-switchover` has no bit flips and many reads of secrets just activated.",
         ),
         Bug::UnthrottledBackfill => (
             Some(sim("migration-budget", PropertyId::Thr3)),
             None,
-            "no model recipe: no migration model configuration yet. Only a budget below the walk's own pace shows \
+            "no model recipe: the model configurations' jobs have no budget (a budget's level differs with every \
+             request's time and multiplies the space). Only a budget below the walk's own pace shows \
              it: on `migration` (400 requests/s, burst 40) the short walk stays within budget even unthrottled; \
              `migration-budget` allows 60 requests/s, burst 6.",
         ),

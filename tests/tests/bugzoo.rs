@@ -390,8 +390,9 @@ fn one_bucket_for_all_tenants_is_caught_by_the_simulator_as_thr2() {
 
 // --- the migration entries --------------------------------------------------
 //
-// Postmortem, for all of them: only the simulator catches them; no model
-// configuration runs a migration yet.
+// Each is caught by the simulator and by the checker, on the migration
+// configurations (`specs/models/migration-*.toml`), except
+// `unthrottled-backfill`: the model configurations' jobs have no budget.
 
 #[test]
 fn unconditional_backfill_events_is_caught_by_the_simulator_as_mig1() {
@@ -403,6 +404,34 @@ fn unconditional_backfill_events_is_caught_by_the_simulator_as_mig1() {
     assert_eq!(failure.violation.property, PropertyId::Mig1, "{}", failure.violation);
     assert!(failure.violation.detail.contains("emitted secret 0 at version 1"), "{}", failure.violation);
     assert_eq!((seed, failure.step), (0, 492));
+}
+
+#[test]
+fn unconditional_backfill_events_is_caught_by_the_model_checker_as_mig1() {
+    // The client's update lands between the page's scan and its commit; the
+    // commit validates none of the rows it read and emits the older record.
+    let catch = check(Bug::UnconditionalBackfillEvents);
+    assert_eq!(catch.unique_states, 287_064);
+    assert_path(
+        &catch.path,
+        &[
+            "t=0ms submit req0 update s0 to worker0",
+            "t=0ms deliver client->worker0 request update s0",
+            "t=0ms deliver worker0->store read 2 keys",
+            "t=0ms deliver store->worker0 read reply",
+            "t=0ms deliver worker0->store read 1 keys",
+            "t=0ms deliver store->worker0 read reply",
+            "t=0ms fire backfiller",
+            "t=0ms deliver backfiller->store read 1 keys",
+            "t=0ms deliver store->backfiller read reply",
+            "t=0ms deliver backfiller->store scan",
+            "t=0ms deliver worker0->store commit (3 reads, 2 writes)",
+            "t=0ms deliver store->backfiller scan reply",
+            "t=0ms deliver backfiller->store read 1 keys",
+            "t=0ms deliver store->backfiller read reply",
+            "t=0ms deliver backfiller->store commit (3 reads, 3 writes)",
+        ],
+    );
 }
 
 #[test]
@@ -421,6 +450,38 @@ fn delete_without_tombstone_is_caught_by_the_simulator_as_rep5() {
 }
 
 #[test]
+fn delete_without_tombstone_is_caught_by_the_model_checker_as_rep5() {
+    // The host applies the delete without a tombstone: its cursor passes
+    // the delete while it holds nothing of the secret.
+    let catch = check(Bug::DeleteWithoutTombstone);
+    assert_eq!(catch.unique_states, 262_188);
+    assert_path(
+        &catch.path,
+        &[
+            "t=0ms submit req0 update s0 to worker0",
+            "t=0ms deliver client->worker0 request update s0",
+            "t=0ms deliver worker0->store read 2 keys",
+            "t=0ms deliver store->worker0 read reply",
+            "t=0ms deliver worker0->store read 1 keys",
+            "t=0ms deliver store->worker0 read reply",
+            "t=0ms deliver worker0->store commit (3 reads, 2 writes)",
+            "t=0ms deliver store->worker0 commit reply: committed",
+            "t=0ms deliver worker0->client answer ok",
+            "t=10ms fire host0",
+            "t=10ms submit req1 delete s1 to worker0",
+            "t=10ms deliver client->worker0 request delete s1",
+            "t=10ms deliver worker0->store read 2 keys",
+            "t=10ms deliver store->worker0 read reply",
+            "t=10ms deliver worker0->store read 1 keys",
+            "t=10ms deliver store->worker0 read reply",
+            "t=10ms deliver worker0->store commit (3 reads, 2 writes)",
+            "t=10ms deliver host0->store poll []",
+            "t=10ms deliver store->host0 poll reply [1:s0v2 2:s1v2]",
+        ],
+    );
+}
+
+#[test]
 fn volatile_bookmark_is_caught_by_the_simulator_as_mig3() {
     // The backfiller crashes mid-walk; its next incarnation reads the stored
     // bookmark (32) only for its version and scans from the start.
@@ -431,11 +492,63 @@ fn volatile_bookmark_is_caught_by_the_simulator_as_mig3() {
 }
 
 #[test]
+fn volatile_bookmark_is_caught_by_the_model_checker_as_mig3() {
+    // The backfiller crashes after its first page; the next incarnation
+    // scans from the start, behind its stored bookmark.
+    let catch = check(Bug::VolatileBookmark);
+    assert_eq!(catch.unique_states, 88_276);
+    assert_path(
+        &catch.path,
+        &[
+            "t=0ms fire backfiller",
+            "t=0ms deliver backfiller->store read 1 keys",
+            "t=0ms deliver store->backfiller read reply",
+            "t=0ms deliver backfiller->store scan",
+            "t=0ms deliver store->backfiller scan reply",
+            "t=0ms deliver backfiller->store read 1 keys",
+            "t=0ms deliver store->backfiller read reply",
+            "t=0ms deliver backfiller->store commit (3 reads, 2 writes)",
+            "t=0ms deliver store->backfiller commit reply: committed",
+            "t=0ms deliver backfiller->store scan",
+            "t=0ms deliver store->backfiller scan reply",
+            "t=0ms deliver backfiller->store read 1 keys",
+            "t=0ms deliver store->backfiller read reply",
+            "crash backfiller",
+            "restart backfiller",
+            "t=0ms fire backfiller",
+            "t=0ms deliver backfiller->store read 1 keys",
+            "t=0ms deliver backfiller->store commit (3 reads, 2 writes)",
+            "t=0ms deliver store->backfiller read reply",
+            "t=0ms deliver backfiller->store scan",
+        ],
+    );
+}
+
+#[test]
 fn version_blind_verifier_is_caught_by_the_simulator_as_mig4() {
     let (seed, failure) = first_failure(Bug::VersionBlindVerifier);
     assert_eq!(failure.violation.property, PropertyId::Mig4, "{}", failure.violation);
     assert!(failure.violation.detail.contains("a lag, not a mismatch"), "{}", failure.violation);
     assert_eq!((seed, failure.step), (0, 3552));
+}
+
+#[test]
+fn version_blind_verifier_is_caught_by_the_model_checker_as_mig4() {
+    // The host's digest is behind a live update: a lag, reported as a mismatch.
+    let catch = check(Bug::VersionBlindVerifier);
+    assert_eq!(catch.unique_states, 50_899);
+    assert_path(
+        &catch.path,
+        &[
+            "t=7.5ms fire verifier",
+            "t=7.5ms deliver verifier->store read 1 keys",
+            "t=7.5ms deliver store->verifier read reply",
+            "t=7.5ms deliver verifier->store scan",
+            "t=7.5ms deliver store->verifier scan reply",
+            "t=7.5ms deliver verifier->host0 digest of 1 secrets",
+            "t=7.5ms deliver host0->verifier digest reply: 1 entries",
+        ],
+    );
 }
 
 #[test]
@@ -454,6 +567,43 @@ fn switchover_without_fallback_is_caught_by_the_simulator_as_rep1_then_mig6() {
     assert_eq!(failure.violation.property, PropertyId::Mig6, "{}", failure.violation);
     assert!(failure.violation.detail.contains("answered Creating version 1"), "{}", failure.violation);
     assert_eq!((seed, failure.step), (1, 2253));
+}
+
+#[test]
+fn switchover_without_fallback_is_caught_by_the_model_checker_as_mig6() {
+    // The activator commits the secret `Active` while the host still holds
+    // it `Creating`; the host read that follows is answered locally, `Creating`.
+    let catch = check(Bug::SwitchoverWithoutFallback);
+    assert_eq!(catch.unique_states, 211_455);
+    assert_path(
+        &catch.path,
+        &[
+            "t=15ms submit req0 create s0 to worker0",
+            "t=15ms deliver client->worker0 request create s0",
+            "t=15ms deliver worker0->store read 4 keys",
+            "t=15ms deliver store->worker0 read reply",
+            "t=15ms deliver worker0->store read 1 keys",
+            "t=15ms deliver store->worker0 read reply",
+            "t=15ms deliver worker0->store commit (5 reads, 3 writes)",
+            "t=15ms deliver store->worker0 commit reply: committed",
+            "t=15ms deliver worker0->client answer ok",
+            "t=15ms host-read req1 s0 at host0",
+            "t=20ms fire host0",
+            "t=20ms deliver host0->store poll []",
+            "t=20ms fire reader0",
+            "t=20ms deliver reader0->store read 2 keys",
+            "t=20ms deliver store->reader0 read reply",
+            "t=30ms fire activator",
+            "t=30ms deliver store->host0 poll reply [1:s0v1]",
+            "t=30ms deliver activator->store poll []",
+            "t=30ms deliver host0->activator applied [t0@1]",
+            "t=30ms deliver store->activator poll reply [1:s0v1]",
+            "t=30ms deliver activator->store read 2 keys",
+            "t=30ms deliver store->activator read reply",
+            "t=30ms deliver activator->store commit (2 reads, 2 writes)",
+            "t=30ms deliver client->host0 host-read s0",
+        ],
+    );
 }
 
 #[test]
