@@ -19,4 +19,4 @@ pub mod view;
 pub use migration::MigrationChecker;
 pub use properties::{PropertyChecker, PropertyId, Violation};
 pub use throttle::{BudgetChecker, LimitShape, ThrottleChecker, ThrottleLimits};
-pub use view::{HostView, Lifecycle, Observation, SecretState, View};
+pub use view::{HostView, Lifecycle, Observation, RouteOutcome, SecretState, View};

@@ -228,6 +228,85 @@ pub enum Observation {
     },
     /// The store committed the verify pass's bookmark as finished.
     VerifyDone,
+    // --- Sharding (the RTE properties). Shards and vaults are numbered as in
+    // `vault::types::ShardId` and `VaultId`; shard 0 is the base shard.
+    /// The base store committed `shard`'s registry row: `ready` once
+    /// placements may choose the shard, not yet while it is provisioning.
+    ShardRegistered {
+        /// The shard.
+        shard: u32,
+        /// `Ready` (true) or `Provisioning` (false).
+        ready: bool,
+    },
+    /// `shard`'s cell serves: its store and hosts are provisioned and up.
+    CellReady {
+        /// The shard.
+        shard: u32,
+    },
+    /// The base store committed `vault`'s route: the vault lives on `shard`.
+    Placed {
+        /// The vault.
+        vault: u32,
+        /// Its home shard.
+        shard: u32,
+    },
+    /// `shard`'s store committed a write to a secret of `vault`.
+    ShardWrite {
+        /// The store's shard.
+        shard: u32,
+        /// The vault of the secret written.
+        vault: u32,
+    },
+    /// A client sent `request`, naming a resource of `vault` (its vault, or
+    /// a secret in it), as tenancy `caller` (not necessarily the vault's).
+    RouteRequested {
+        /// The request.
+        request: u64,
+        /// The vault the named resource belongs to (the world's truth).
+        vault: u32,
+        /// The caller's tenancy.
+        caller: u32,
+    },
+    /// A base-cell host's router sent `request` to `shard`'s cell (its own
+    /// shard: served locally; another: proxied).
+    Routed {
+        /// The host whose router decided.
+        host: u32,
+        /// The request.
+        request: u64,
+        /// The shard it was sent to.
+        shard: u32,
+    },
+    /// `request` was answered: by `shard`'s cell, or by the router itself
+    /// (`shard: None`: a lookup found no route, or gave up).
+    RequestAnswered {
+        /// The request.
+        request: u64,
+        /// The cell that answered, if any.
+        shard: Option<u32>,
+        /// How.
+        outcome: RouteOutcome,
+    },
+    /// `shard`'s store went down (`down`) or came back.
+    StoreOutage {
+        /// The shard.
+        shard: u32,
+        /// Down (true) or back (false).
+        down: bool,
+    },
+}
+
+/// How a routed request was answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RouteOutcome {
+    /// Served by a cell (found or not, as that cell's store says).
+    Served,
+    /// The router found no route, in its table nor in the base store.
+    NotFound,
+    /// No answer in time: a store or a cell did not answer.
+    Unavailable,
+    /// A cell refused a proxied request (unknown peer, or not its shard).
+    Refused,
 }
 
 /// What one host holds at the end of a run.

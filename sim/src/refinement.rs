@@ -254,7 +254,15 @@ pub fn refresh_abstract(journal: &mut SpecJournal, world: &World, action: &Actio
             | Observation::WalkScan { .. }
             | Observation::BackfillDone { .. }
             | Observation::RepairOrdered { .. }
-            | Observation::VerifyDone => {}
+            | Observation::VerifyDone
+            | Observation::ShardRegistered { .. }
+            | Observation::CellReady { .. }
+            | Observation::Placed { .. }
+            | Observation::ShardWrite { .. }
+            | Observation::RouteRequested { .. }
+            | Observation::Routed { .. }
+            | Observation::RequestAnswered { .. }
+            | Observation::StoreOutage { .. } => {}
         }
     }
     if let Action::Crash(NodeId::Host(host)) | Action::Restart(NodeId::Host(host)) = action {
