@@ -427,13 +427,15 @@ fn bench_command(cli: &Cli, seeds: u64, check_runs: usize, threads: usize) -> Re
             println!("{name:<20} {events:>16.0} {simulated:>26.0}");
         }
         println!("(medians over {seeds} seeds, traces off, properties on, one thread)\n");
+        // The first column is as wide as the longest configuration name.
+        let width = checks.iter().map(|row| row.name.len()).chain(["configuration".len()]).max().unwrap_or(0);
         println!(
-            "{:<20} {:>14} {:>14} {:>10} {:>16}",
+            "{:<width$} {:>14} {:>14} {:>10} {:>16}",
             "configuration", "unique states", "states/s", "seconds", "peak memory MB"
         );
         for row in &checks {
             println!(
-                "{:<20} {:>14} {:>14.0} {:>10.2} {:>16.1}",
+                "{:<width$} {:>14} {:>14.0} {:>10.2} {:>16.1}",
                 row.name, row.unique_states, row.states_per_second, row.seconds, row.peak_memory_mb
             );
         }
