@@ -19,25 +19,45 @@
 //! read that times out is retried the same way; a commit that times out is
 //! answered with [`ClientError::OutcomeUnknown`], because it may have committed.
 //!
+//! In a sharded service ([`WorkerConfig::placer`]) each store request names
+//! the shard whose store it goes to. Routing rows live in the base store
+//! (shard 0, see [`crate::placement`]); a resource lives in its vault's home
+//! shard. Each attempt then starts with a routing step in the base store:
+//! * a creation reads [`Placer::keys_to_read`] and is placed
+//!   ([`Placer::place`]). When the home shard is the base shard, the routing
+//!   rows go in the resource's own transaction. Otherwise they commit in the
+//!   base store first, then the resource in its home shard (route before
+//!   resource); a later attempt of the same operation keeps that home and
+//!   does not place it again.
+//! * any other operation resolves its home from the routing rows, which never
+//!   change once written: the worker remembers every row it read and reads
+//!   only the ones it lacks (secret → vault, vault → shard), one at a time.
+//!   A row the base store does not hold answers `NotFound`.
+//!
 //! Call protocol: feed [`Worker::on_client_request`], [`Worker::on_store_reply`]
 //! and [`Worker::on_timer`]; after each call drain [`Worker::poll_output`] until it
 //! returns `None`. A `Timer` output replaces any earlier one; waking the worker
 //! early or twice is harmless. Replies whose tag is not the outstanding one are
 //! ignored (they answer an abandoned request).
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 #[cfg(feature = "bugzoo")]
 use crate::bugzoo::Bug;
 use crate::bugzoo::Bugs;
 use crate::interceptor::{Interceptor, InterceptorMode};
 use crate::migration::{PhaseConfig, PHASE_KEY};
+use crate::placement::{Placement, PlacementError, Placer};
 use crate::store::{
     CommitOutcome, IdempotencyToken, Key, ReadEntry, StoreReply, StoreRequest, TokenRecord, Transaction, Value, Write,
 };
 use crate::types::{
-    Content, Lifecycle, Mutation, RequestTag, SecretId, SecretRecord, TenantId, Time, VaultId, VaultRecord, Version,
+    Content, Lifecycle, Mutation, RequestTag, SecretId, SecretRecord, ShardId, TenantId, Time, VaultId, VaultRecord,
+    Version,
 };
+
+/// The base shard: its store holds the routing rows.
+const BASE: ShardId = ShardId(0);
 
 /// Names one client request, chosen by the client.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -145,6 +165,9 @@ pub enum ClientError {
     OutcomeUnknown,
     /// The worker's queue is full; nothing was attempted.
     Busy,
+    /// No shard can take a new vault: none is `Ready`, or the fixed
+    /// placement policy's shard is not (see [`crate::placement`]).
+    NoReadyShard,
     /// The front door's quota table refused the request (HTTP 429); nothing
     /// was attempted. See `crate::quota`.
     Throttled {
@@ -156,8 +179,11 @@ pub enum ClientError {
 /// What a worker asks its caller to do.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum WorkerOutput {
-    /// Send `request` to the store; hand its reply back with `tag`.
+    /// Send `request` to the store of `shard` (always shard 0 in a service
+    /// without shards); hand its reply back with `tag`.
     Store {
+        /// The shard whose store it goes to.
+        shard: ShardId,
         /// Tag to return with the reply.
         tag: RequestTag,
         /// The request.
@@ -195,6 +221,9 @@ pub struct WorkerConfig {
     /// Whether mutations follow the migration phase stored in the store (see
     /// the module documentation); `false`: every mutation replicates.
     pub phase_fenced: bool,
+    /// A sharded service's placement (see the module documentation); `None`:
+    /// one store, which holds everything, and no routing rows.
+    pub placer: Option<Placer>,
 }
 
 impl WorkerConfig {
@@ -208,6 +237,7 @@ impl WorkerConfig {
             request_timeout_ns: 200_000_000,
             queue_requests_max: 64,
             phase_fenced: false,
+            placer: None,
         }
     }
 }
@@ -227,6 +257,11 @@ pub struct WorkerStats {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 enum Step {
+    /// Waiting for a read of routing rows in the base store.
+    ReadRoutes,
+    /// Waiting for the commit of a creation's routing rows in the base store
+    /// (a home shard other than the base).
+    CommitRoutes,
     /// Waiting for the resource read.
     ReadResource,
     /// Waiting for the partition head read (sync mode).
@@ -252,6 +287,12 @@ struct Attempt {
     resource: Vec<ReadEntry>,
     /// The phase entry read in step 1 (phase-fenced workers only).
     phase: Option<ReadEntry>,
+    /// The operation's home shard, once known (sharded workers); kept by
+    /// later attempts only when it cannot change (see `begin_attempt`).
+    home: Option<ShardId>,
+    /// A creation's placement while it is being committed: its routing rows
+    /// join the resource's commit (home = base) or commit first (any other).
+    placement: Option<Placement>,
 }
 
 /// A planned commit: the transaction and the answer it earns.
@@ -266,6 +307,8 @@ struct Plan {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Worker {
     config: WorkerConfig,
+    /// Routing rows read from the base store (they never change once written).
+    routes: Routes,
     current: Option<Attempt>,
     queue: VecDeque<(RequestId, Operation)>,
     next_tag: RequestTag,
@@ -282,6 +325,7 @@ impl Worker {
         assert!(config.request_timeout_ns > 0, "a zero timeout never waits");
         Worker {
             config,
+            routes: Routes::default(),
             current: None,
             queue: VecDeque::new(),
             next_tag: RequestTag::default(),
@@ -331,6 +375,8 @@ impl Worker {
             return; // A late reply to an abandoned request.
         }
         match (attempt.step, reply) {
+            (Step::ReadRoutes, StoreReply::Read(entries)) => self.on_routes_read(now, entries),
+            (Step::CommitRoutes, StoreReply::Commit(outcome)) => self.on_routes_commit(now, outcome),
             (Step::ReadResource, StoreReply::Read(entries)) => self.on_resource_read(now, entries),
             (Step::ReadHead, StoreReply::Read(mut entries)) => {
                 assert_eq!(entries.len(), 1, "one head read");
@@ -355,11 +401,11 @@ impl Worker {
         }
         match attempt.step {
             Step::Backoff => self.begin_attempt(now),
-            Step::Commit => {
+            Step::Commit | Step::CommitRoutes => {
                 self.stats.timeouts += 1;
                 self.finish(now, Err(ClientError::OutcomeUnknown));
             }
-            Step::ReadResource | Step::ReadHead => {
+            Step::ReadRoutes | Step::ReadResource | Step::ReadHead => {
                 self.stats.timeouts += 1;
                 self.retry_or_give_up(now);
             }
@@ -378,6 +424,8 @@ impl Worker {
             deadline: now,
             resource: Vec::new(),
             phase: None,
+            home: None,
+            placement: None,
         });
         self.begin_attempt(now);
     }
@@ -388,11 +436,97 @@ impl Worker {
         if attempt.attempts > 1 {
             self.stats.retries += 1;
         }
+        // A placement that was to join the resource's commit is decided
+        // again on fresh rows; a home whose routing rows committed is kept.
+        if attempt.placement.take().is_some() {
+            attempt.home = None;
+        }
+        if self.config.placer.is_some() && attempt.home.is_none() {
+            self.route(now);
+        } else {
+            self.read_resource(now);
+        }
+    }
+
+    /// The routing step of a sharded worker: place a creation, or resolve
+    /// the home shard from known rows, reading the first one missing.
+    fn route(&mut self, now: Time) {
+        let placer = self.config.placer.expect("a sharded worker routes");
+        let attempt = self.current.as_mut().expect("an attempt to route");
+        let keys = placer.keys_to_read(&attempt.operation);
+        if !keys.is_empty() {
+            self.send(now, BASE, Step::ReadRoutes, StoreRequest::Read { keys });
+            return;
+        }
+        match self.routes.resolve(&attempt.operation) {
+            Ok(home) => {
+                attempt.home = Some(home);
+                self.read_resource(now);
+            }
+            Err(key) => self.send(now, BASE, Step::ReadRoutes, StoreRequest::Read { keys: vec![key] }),
+        }
+    }
+
+    fn on_routes_read(&mut self, now: Time, entries: Vec<ReadEntry>) {
+        self.routes.learn(&entries);
+        let placer = self.config.placer.expect("a sharded worker reads routes");
+        let attempt = self.current.as_mut().expect("an attempt in progress");
+        match placer.place(&attempt.operation, &entries) {
+            Err(error) => self.finish(now, Err(placement_error(error))),
+            Ok(Some(placement)) if placement.shard == BASE || placement.writes.is_empty() => {
+                // Home in the base store: the rows join the resource's commit.
+                // Or nothing to write (a retried create found its own row).
+                attempt.home = Some(placement.shard);
+                attempt.placement = Some(placement).filter(|placement| placement.shard == BASE);
+                self.read_resource(now);
+            }
+            Ok(Some(placement)) => {
+                let transaction = Transaction { reads: placement.reads.clone(), writes: placement.writes.clone() };
+                attempt.placement = Some(placement);
+                self.send(now, BASE, Step::CommitRoutes, StoreRequest::Commit(transaction));
+            }
+            Ok(None) => {
+                // Not a creation: a row the base store lacks is a resource
+                // that does not exist; otherwise resolve on.
+                if let Some(absent) = entries.iter().find(|entry| entry.value.is_none()) {
+                    let error = match absent.key {
+                        Key::VaultRoute(_) if !targets_secret(&attempt.operation) => ClientError::VaultNotFound,
+                        _ => ClientError::SecretNotFound,
+                    };
+                    self.finish(now, Err(error));
+                } else {
+                    self.route(now);
+                }
+            }
+        }
+    }
+
+    fn on_routes_commit(&mut self, now: Time, outcome: CommitOutcome) {
+        match outcome {
+            CommitOutcome::Committed { .. } => {
+                self.stats.commits += 1;
+                let attempt = self.current.as_mut().expect("an attempt in progress");
+                let placement = attempt.placement.take().expect("routing rows committed for a placement");
+                attempt.home = Some(placement.shard);
+                self.routes.learn_committed(&placement);
+                self.read_resource(now);
+            }
+            CommitOutcome::Conflict { .. } => {
+                self.stats.conflicts += 1;
+                self.retry_or_give_up(now);
+            }
+            CommitOutcome::Invalid(invalid) => panic!("worker built an invalid routing transaction: {invalid:?}"),
+        }
+    }
+
+    /// Step 1: read the resource (and the phase) in its home shard's store.
+    fn read_resource(&mut self, now: Time) {
+        let attempt = self.current.as_ref().expect("an attempt in progress");
         let mut keys = resource_keys(&attempt.operation);
         if self.config.phase_fenced {
             keys.push(PHASE_KEY);
         }
-        self.send(now, Step::ReadResource, StoreRequest::Read { keys });
+        self.send(now, self.home(), Step::ReadResource, StoreRequest::Read { keys });
     }
 
     fn on_resource_read(&mut self, now: Time, mut entries: Vec<ReadEntry>) {
@@ -413,7 +547,7 @@ impl Worker {
                     .filter(|_| replicates)
                     .and_then(|mutation| self.interceptor().keys_to_read(mutation.record.tenant));
                 match head_key {
-                    Some(key) => self.send(now, Step::ReadHead, StoreRequest::Read { keys: vec![key] }),
+                    Some(key) => self.send(now, self.home(), Step::ReadHead, StoreRequest::Read { keys: vec![key] }),
                     None => self.commit_plan(now, plan, None),
                 }
             }
@@ -439,8 +573,12 @@ impl Worker {
         if let Some(mutation) = mutation.filter(|_| self.replicates()) {
             self.interceptor().on_mutation(&mut transaction, mutation, head.as_ref());
         }
+        if let Some(placement) = self.current.as_ref().and_then(|attempt| attempt.placement.clone()) {
+            // Home in the base store: the routing rows commit with the resource.
+            placement.add_to(&mut transaction);
+        }
         assert!(!transaction.writes.is_empty(), "a commit writes: {done:?}");
-        self.send(now, Step::Commit, StoreRequest::Commit(transaction));
+        self.send(now, self.home(), Step::Commit, StoreRequest::Commit(transaction));
         #[cfg(feature = "bugzoo")]
         if self.bugs.is_on(Bug::AcknowledgeBeforeCommit) {
             // Bug: the write is acknowledged as sent; the store's answer, a
@@ -454,6 +592,9 @@ impl Worker {
             CommitOutcome::Committed { .. } => {
                 self.stats.commits += 1;
                 let attempt = self.current.as_ref().expect("an attempt in progress");
+                if let Some(placement) = &attempt.placement {
+                    self.routes.learn_committed(placement);
+                }
                 let Ok(Decision::Mutate(plan)) = decide(&attempt.operation, &attempt.resource, self.replicates())
                 else {
                     panic!("a commit without a plan");
@@ -484,14 +625,20 @@ impl Worker {
         self.outputs.push_back(WorkerOutput::Timer { deadline });
     }
 
-    fn send(&mut self, now: Time, step: Step, request: StoreRequest) {
+    /// The current operation's home shard: the base until it is resolved
+    /// (and always, without shards).
+    fn home(&self) -> ShardId {
+        self.current.as_ref().and_then(|attempt| attempt.home).unwrap_or(BASE)
+    }
+
+    fn send(&mut self, now: Time, shard: ShardId, step: Step, request: StoreRequest) {
         let tag = self.next_tag.take_next();
         let attempt = self.current.as_mut().expect("a request belongs to an attempt");
         attempt.step = step;
         attempt.tag = Some(tag);
         attempt.deadline = now.plus_ns(self.config.request_timeout_ns);
         let deadline = attempt.deadline;
-        self.outputs.push_back(WorkerOutput::Store { tag, request });
+        self.outputs.push_back(WorkerOutput::Store { shard, tag, request });
         self.outputs.push_back(WorkerOutput::Timer { deadline });
     }
 
@@ -527,8 +674,83 @@ impl Worker {
                 assert!(attempt.attempts >= 1, "an attempt in progress was begun");
                 assert!(attempt.attempts <= self.config.commit_attempts_max, "attempts over budget");
                 assert_eq!(attempt.tag.is_none(), attempt.step == Step::Backoff, "a tag iff waiting on the store");
+                if self.config.placer.is_none() {
+                    assert_eq!(attempt.home, None, "a worker without shards has no home to resolve");
+                }
             }
         }
+    }
+}
+
+/// Routing rows a sharded worker has read: vault → shard and secret → vault.
+/// Rows are never rewritten (a deleted vault keeps its route), so they are
+/// kept for good.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+struct Routes {
+    vaults: BTreeMap<VaultId, ShardId>,
+    secrets: BTreeMap<SecretId, VaultId>,
+}
+
+impl Routes {
+    /// Keeps the routing rows among `entries` (read from the base store).
+    fn learn(&mut self, entries: &[ReadEntry]) {
+        for entry in entries {
+            if let Some(value) = &entry.value {
+                self.learn_row(&entry.key, value);
+            }
+        }
+    }
+
+    /// Keeps the routing rows a committed placement wrote.
+    fn learn_committed(&mut self, placement: &Placement) {
+        for write in &placement.writes {
+            if let Write::Put(key, value) = write {
+                self.learn_row(key, value);
+            }
+        }
+    }
+
+    fn learn_row(&mut self, key: &Key, value: &Value) {
+        match (key, value) {
+            (Key::VaultRoute(vault), Value::VaultRoute(shard)) => {
+                self.vaults.insert(*vault, *shard);
+            }
+            (Key::SecretRoute(secret), Value::SecretRoute(vault)) => {
+                self.secrets.insert(*secret, *vault);
+            }
+            _ => {}
+        }
+    }
+
+    /// The home shard of a non-creating `operation`, or the first routing
+    /// key missing to resolve it.
+    fn resolve(&self, operation: &Operation) -> Result<ShardId, Key> {
+        let vault = match operation {
+            Operation::DeleteVault { vault } => *vault,
+            Operation::UpdateSecret { secret, .. }
+            | Operation::ScheduleDeletion { secret }
+            | Operation::DeleteSecret { secret, .. }
+            | Operation::ReadSecret { secret } => *self.secrets.get(secret).ok_or(Key::SecretRoute(*secret))?,
+            Operation::CreateVault { .. } | Operation::CreateSecret { .. } => {
+                panic!("a creation is placed, not resolved")
+            }
+        };
+        self.vaults.get(&vault).copied().ok_or(Key::VaultRoute(vault))
+    }
+}
+
+/// Whether `operation` acts on a secret (not on a vault).
+fn targets_secret(operation: &Operation) -> bool {
+    !matches!(operation, Operation::CreateVault { .. } | Operation::DeleteVault { .. })
+}
+
+/// A placement refusal as the client sees it.
+fn placement_error(error: PlacementError) -> ClientError {
+    match error {
+        PlacementError::NoReadyShard | PlacementError::ShardNotReady(_) => ClientError::NoReadyShard,
+        PlacementError::VaultExists => ClientError::VaultExists,
+        PlacementError::VaultNotFound => ClientError::VaultNotFound,
+        PlacementError::SecretExists => ClientError::SecretExists,
     }
 }
 

@@ -322,6 +322,7 @@ impl ModelConfig {
             request_timeout_ns: timings.request_timeout_ms * NS_PER_MS,
             queue_requests_max: 8,
             phase_fenced: self.migration.is_some(),
+            placer: None,
         };
         let host = HostConfig {
             poll_interval_ns: timings.poll_interval_ms * NS_PER_MS,

@@ -127,6 +127,7 @@ pub fn world_config(scenario: &Scenario, knobs: &Knobs, bugs: &Bugs) -> WorldCon
         request_timeout_ns: 200 * NS_PER_MS,
         queue_requests_max: 64,
         phase_fenced: scenario.migration.is_some(),
+        placer: None,
     };
     let host = HostConfig {
         poll_interval_ns: replication.poll_interval_ms * NS_PER_MS,

@@ -44,7 +44,7 @@ use vault::reader::{Reader, ReaderConfig, ReaderOutput};
 use vault::store::{BookmarkId, ReadEntry};
 use vault::store::{CommitOutcome, Key, Store, StoreReply, StoreRequest, Transaction, Value, Write};
 use vault::types::{Content, HostId, Lifecycle, RequestTag, SecretId, SecretRecord, Seq, TenantId, Time, VaultId};
-use vault::types::{VaultRecord, Version};
+use vault::types::{ShardId, VaultRecord, Version};
 use vault::verify::{Verifier, VerifyConfig, VerifyOutput};
 use vault::worker::{ClientError, Done, Operation, RequestId, Worker, WorkerConfig, WorkerOutput, WorkerStats};
 
@@ -1435,7 +1435,11 @@ impl World {
         let node = NodeId::Worker(index);
         while let Some(output) = self.worker_mut(index).poll_output() {
             match output {
-                WorkerOutput::Store { tag, request } => self.send_store_request(node, tag, request, report),
+                WorkerOutput::Store { shard, tag, request } => {
+                    // Workers have no placer here: everything is in the one store.
+                    assert_eq!(shard, ShardId(0), "a world without shards has only the base store");
+                    self.send_store_request(node, tag, request, report);
+                }
                 WorkerOutput::Timer { deadline } => self.arm_timer(node, deadline, report),
                 WorkerOutput::Answer { request, result } => {
                     report.sent.push(self.send(node, NodeId::Client, Payload::ClientAnswer { request, result }));

@@ -1,6 +1,7 @@
 use super::*;
+use crate::placement::PlacementPolicy;
 use crate::store::Store;
-use crate::types::{LogEvent, Seq};
+use crate::types::{LogEvent, Seq, ShardRecord, ShardState};
 
 const T1: TenantId = TenantId(1);
 const V1: VaultId = VaultId(1);
@@ -36,7 +37,10 @@ impl Client {
         while let Some(output) = self.worker.poll_output() {
             count += 1;
             match output {
-                WorkerOutput::Store { tag, request } => self.requests.push_back((tag, request)),
+                WorkerOutput::Store { shard, tag, request } => {
+                    assert_eq!(shard, BASE, "a worker without shards uses the one store");
+                    self.requests.push_back((tag, request));
+                }
                 WorkerOutput::Timer { deadline } => self.timer = Some(deadline),
                 WorkerOutput::Answer { request, result } => self.answers.push((request, result)),
             }
@@ -545,4 +549,248 @@ fn an_unfenced_worker_reads_no_phase_and_always_replicates() {
     client.settle(&mut store, Time::ZERO);
     assert_eq!(client.answer(request), done(S1, 2));
     assert_eq!(outbox_mutations(&store, T1).len(), 2);
+}
+
+// --- a sharded control plane ---------------------------------------------------
+
+/// A sharded worker and one store per shard; requests are answered in the
+/// order sent, each by the store of the shard it names.
+struct Cells {
+    worker: Worker,
+    stores: Vec<Store>,
+    requests: VecDeque<(ShardId, RequestTag, StoreRequest)>,
+    /// Every request sent, with its shard, in order.
+    sent: Vec<(ShardId, StoreRequest)>,
+    timer: Option<Time>,
+    answers: Vec<(RequestId, Result<Done, ClientError>)>,
+    next_request: u64,
+}
+
+impl Cells {
+    /// `shards` shards, each registered `Ready` with no vaults, and a
+    /// least-loaded placer over them.
+    fn new(shards: u32) -> Cells {
+        let mut stores: Vec<Store> = (0..shards).map(|_| Store::new()).collect();
+        for shard in 0..shards {
+            register(&mut stores[0], shard, ShardState::Ready, 0);
+        }
+        let placer = Placer::new(PlacementPolicy::LeastLoaded, shards);
+        let config = WorkerConfig { placer: Some(placer), ..WorkerConfig::new(InterceptorMode::Sync) };
+        Cells {
+            worker: Worker::new(config),
+            stores,
+            requests: VecDeque::new(),
+            sent: Vec::new(),
+            timer: None,
+            answers: Vec::new(),
+            next_request: 1,
+        }
+    }
+
+    fn drain(&mut self) {
+        while let Some(output) = self.worker.poll_output() {
+            match output {
+                WorkerOutput::Store { shard, tag, request } => {
+                    self.sent.push((shard, request.clone()));
+                    self.requests.push_back((shard, tag, request));
+                }
+                WorkerOutput::Timer { deadline } => self.timer = Some(deadline),
+                WorkerOutput::Answer { request, result } => self.answers.push((request, result)),
+            }
+        }
+    }
+
+    fn submit(&mut self, operation: Operation) -> RequestId {
+        let request = RequestId(self.next_request);
+        self.next_request += 1;
+        self.worker.on_client_request(Time(0), request, operation);
+        self.drain();
+        request
+    }
+
+    /// The store of its shard answers the oldest outstanding request, after
+    /// `before` has done what it likes to the stores.
+    fn deliver_after(&mut self, before: impl FnOnce(&mut [Store])) {
+        let (shard, tag, request) = self.requests.pop_front().expect("a request to answer");
+        before(&mut self.stores);
+        let reply = self.stores[shard.0 as usize].on_request(request);
+        self.worker.on_store_reply(Time(0), tag, reply);
+        self.drain();
+    }
+
+    /// Answers every request (firing backoff timers) until the worker is idle.
+    fn settle(&mut self) {
+        for _ in 0..1_000 {
+            if !self.requests.is_empty() {
+                self.deliver_after(|_| {});
+                continue;
+            }
+            if !self.worker.is_busy() {
+                return;
+            }
+            let deadline = self.timer.expect("a busy worker with nothing in flight waits on a timer");
+            self.worker.on_timer(deadline);
+            self.drain();
+        }
+        panic!("the worker did not settle");
+    }
+
+    fn run(&mut self, operation: Operation) -> Result<Done, ClientError> {
+        let request = self.submit(operation);
+        self.settle();
+        let answers: Vec<_> = self.answers.iter().filter(|(id, _)| *id == request).collect();
+        assert_eq!(answers.len(), 1, "exactly one answer to {request:?}: {:?}", self.answers);
+        answers[0].1.clone()
+    }
+
+    fn base(&self) -> &Store {
+        &self.stores[0]
+    }
+
+    /// The shards the last operation's requests went to, in order.
+    fn shards_since(&self, from: usize) -> Vec<u32> {
+        self.sent[from..].iter().map(|(shard, _)| shard.0).collect()
+    }
+}
+
+fn register(store: &mut Store, shard: u32, state: ShardState, vaults: u64) {
+    let write = Write::Put(Key::Shard(ShardId(shard)), Value::Shard(ShardRecord { state, vaults }));
+    let outcome = store.commit(&Transaction { reads: Vec::new(), writes: vec![write] });
+    assert!(matches!(outcome, CommitOutcome::Committed { .. }), "{outcome:?}");
+}
+
+fn route_of_vault(store: &Store, vault: VaultId) -> Option<ShardId> {
+    match store.read(&Key::VaultRoute(vault)).value {
+        Some(Value::VaultRoute(shard)) => Some(shard),
+        None => None,
+        other => panic!("a vault route holds {other:?}"),
+    }
+}
+
+fn route_of_secret(store: &Store, secret: SecretId) -> Option<VaultId> {
+    match store.read(&Key::SecretRoute(secret)).value {
+        Some(Value::SecretRoute(vault)) => Some(vault),
+        None => None,
+        other => panic!("a secret route holds {other:?}"),
+    }
+}
+
+fn create_in(secret: SecretId, vault: VaultId, token: u64) -> Operation {
+    Operation::CreateSecret { secret, vault, content: Content::new(b"first"), token: IdempotencyToken(token) }
+}
+
+#[test]
+fn a_vault_placed_on_the_base_shard_commits_its_route_with_its_record() {
+    let mut cells = Cells::new(1);
+    assert_eq!(cells.run(create_vault(V1, T1)), Ok(Done::Vault(V1)));
+    assert_eq!(route_of_vault(cells.base(), V1), Some(BASE));
+    // Routes read, then the vault read, then one commit holding both.
+    assert_eq!(cells.shards_since(0), [0, 0, 0]);
+    let Some((_, StoreRequest::Commit(transaction))) = cells.sent.last() else { panic!("{:?}", cells.sent) };
+    let written: Vec<Key> = transaction
+        .writes
+        .iter()
+        .filter_map(|write| match write {
+            Write::Put(key, _) | Write::Delete(key) => Some(*key),
+            Write::Append(_) | Write::Outbox(_) => None,
+        })
+        .collect();
+    assert!(written.contains(&Key::Vault(V1)) && written.contains(&Key::VaultRoute(V1)), "{written:?}");
+    assert_eq!(cells.worker.stats().commits, 1);
+}
+
+#[test]
+fn a_vault_on_another_shard_is_routed_in_the_base_store_before_it_is_created_there() {
+    let mut cells = Cells::new(2);
+    register(&mut cells.stores[0], 0, ShardState::Ready, 5); // Shard 1 is now the least loaded.
+    assert_eq!(cells.run(create_vault(V1, T1)), Ok(Done::Vault(V1)));
+    assert_eq!(route_of_vault(cells.base(), V1), Some(ShardId(1)));
+    assert!(cells.base().read(&Key::Vault(V1)).value.is_none(), "the record lives in its home shard only");
+    assert!(cells.stores[1].read(&Key::Vault(V1)).value.is_some());
+    // Routes read and committed in the base, then the vault read and committed in shard 1.
+    assert_eq!(cells.shards_since(0), [0, 0, 1, 1]);
+    assert_eq!(cells.worker.stats().commits, 2);
+}
+
+#[test]
+fn secrets_follow_their_vault_to_its_shard_and_later_operations_resolve_it() {
+    let mut cells = Cells::new(2);
+    register(&mut cells.stores[0], 0, ShardState::Ready, 5);
+    assert_eq!(cells.run(create_vault(V1, T1)), Ok(Done::Vault(V1)));
+    let from = cells.sent.len();
+    assert_eq!(cells.run(create_in(S1, V1, 7)), done(S1, 1));
+    assert_eq!(route_of_secret(cells.base(), S1), Some(V1));
+    assert_eq!(secret_record(&cells.stores[1], S1).version, Version(1));
+    assert!(cells.base().read(&Key::Secret(S1)).value.is_none());
+    // Placement read and route commit in the base; resource read, head read and commit in shard 1.
+    assert_eq!(cells.shards_since(from), [0, 0, 1, 1, 1]);
+    // The worker learned both rows: an update goes straight to shard 1.
+    let from = cells.sent.len();
+    assert_eq!(cells.run(update(S1, b"second", None)), done(S1, 2));
+    assert_eq!(cells.shards_since(from), [1, 1, 1]);
+    assert_eq!(log(&cells.stores[1], T1).len(), 2, "the shard's own log carries its secrets' events");
+}
+
+#[test]
+fn a_fresh_worker_resolves_a_secret_by_reading_its_routes_one_at_a_time() {
+    let mut cells = Cells::new(2);
+    register(&mut cells.stores[0], 0, ShardState::Ready, 5);
+    cells.run(create_vault(V1, T1)).expect("created");
+    cells.run(create_in(S1, V1, 7)).expect("created");
+    let config = cells.worker.config.clone();
+    cells.worker = Worker::new(config);
+    let from = cells.sent.len();
+    let read = Operation::ReadSecret { secret: S1 };
+    assert!(matches!(cells.run(read), Ok(Done::Read(record)) if record.version == Version(1)));
+    let asked: Vec<(u32, StoreRequest)> =
+        cells.sent[from..].iter().map(|(shard, request)| (shard.0, request.clone())).collect();
+    assert_eq!(
+        asked,
+        [
+            (0, StoreRequest::Read { keys: vec![Key::SecretRoute(S1)] }),
+            (0, StoreRequest::Read { keys: vec![Key::VaultRoute(V1)] }),
+            (1, StoreRequest::Read { keys: vec![Key::Secret(S1)] }),
+        ]
+    );
+}
+
+#[test]
+fn a_resource_without_a_route_is_not_found_without_touching_any_shard() {
+    let mut cells = Cells::new(2);
+    assert_eq!(cells.run(update(S1, b"x", None)), Err(ClientError::SecretNotFound));
+    assert_eq!(cells.run(Operation::DeleteVault { vault: V1 }), Err(ClientError::VaultNotFound));
+    assert_eq!(cells.run(create_in(S1, V1, 7)), Err(ClientError::VaultNotFound));
+    assert!(cells.sent.iter().all(|(shard, _)| *shard == BASE), "{:?}", cells.sent);
+}
+
+#[test]
+fn no_ready_shard_refuses_a_vault() {
+    let mut cells = Cells::new(2);
+    register(&mut cells.stores[0], 0, ShardState::Provisioning, 0);
+    register(&mut cells.stores[0], 1, ShardState::Provisioning, 0);
+    assert_eq!(cells.run(create_vault(V1, T1)), Err(ClientError::NoReadyShard));
+    assert_eq!(route_of_vault(cells.base(), V1), None);
+}
+
+#[test]
+fn a_conflict_after_the_route_committed_keeps_the_home_and_does_not_place_again() {
+    let mut cells = Cells::new(2);
+    register(&mut cells.stores[0], 0, ShardState::Ready, 5);
+    cells.submit(create_vault(V1, T1));
+    cells.deliver_after(|_| {}); // routes read
+    cells.deliver_after(|_| {}); // routes committed: V1 → shard 1
+    cells.deliver_after(|_| {}); // the vault read in shard 1: absent
+                                 // A racing writer of the same key in shard 1 makes the vault's commit conflict.
+    cells.deliver_after(|stores| {
+        let write = Write::Put(Key::Vault(V1), Value::Vault(VaultRecord { tenant: T1, deleted: true }));
+        let outcome = stores[1].commit(&Transaction { reads: Vec::new(), writes: vec![write] });
+        assert!(matches!(outcome, CommitOutcome::Committed { .. }));
+    });
+    assert_eq!(cells.worker.stats().conflicts, 1);
+    let from = cells.sent.len();
+    cells.settle();
+    // The retry went straight to shard 1: the route is not placed twice.
+    assert!(cells.shards_since(from).iter().all(|shard| *shard == 1), "{:?}", cells.shards_since(from));
+    assert_eq!(cells.answers.last().map(|(_, result)| result.clone()), Some(Err(ClientError::VaultExists)));
+    assert_eq!(route_of_vault(cells.base(), V1), Some(ShardId(1)));
 }
