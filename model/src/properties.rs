@@ -1,6 +1,7 @@
-//! The replication properties REP-1 … REP-9, checked incrementally, and the
+//! The replication properties REP-1 … REP-9, checked incrementally, the
 //! migration properties MIG-1 … MIG-7 when the world migrates (see
-//! [`crate::migration`]).
+//! [`crate::migration`]) and the router properties RTE-1 … RTE-5 when it
+//! shards its vaults (see [`crate::routing`]).
 //!
 //! A [`PropertyChecker`] keeps the abstract history it needs (committed
 //! versions, log contents, each host's records and cursors, acknowledgements)
@@ -26,6 +27,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use crate::migration::MigrationChecker;
+use crate::routing::{RoutingChecker, RoutingOptions};
 use crate::throttle::{BudgetChecker, LimitShape, ThrottleChecker, ThrottleLimits};
 use crate::view::{Lifecycle, Observation, SecretState, View};
 
@@ -85,11 +87,24 @@ pub enum PropertyId {
     /// Outside switchover no read is answered from a host's local store, so a
     /// rollback serves nothing the previous phase would not.
     Mig7,
+    /// A vault is placed on one shard only, and its writes commit there.
+    Rte1,
+    /// A request is answered only by its vault's home shard, and never
+    /// NotFound for a vault placed before it was sent.
+    Rte2,
+    /// No placement and no route names a shard that is not ready.
+    Rte3,
+    /// A request is routed to its resource's home shard, whatever the
+    /// caller's tenancy.
+    Rte4,
+    /// A request fails Unavailable only while its home shard's store or the
+    /// base store is down (judged only in worlds whose faults are outages).
+    Rte5,
 }
 
 impl PropertyId {
     /// Every property, in catalogue order.
-    pub const ALL: [PropertyId; 20] = [
+    pub const ALL: [PropertyId; 25] = [
         PropertyId::Rep1,
         PropertyId::Rep2,
         PropertyId::Rep3,
@@ -110,6 +125,11 @@ impl PropertyId {
         PropertyId::Mig5,
         PropertyId::Mig6,
         PropertyId::Mig7,
+        PropertyId::Rte1,
+        PropertyId::Rte2,
+        PropertyId::Rte3,
+        PropertyId::Rte4,
+        PropertyId::Rte5,
     ];
 
     /// The stable ID, e.g. `"REP-4"`.
@@ -135,6 +155,11 @@ impl PropertyId {
             PropertyId::Mig5 => "MIG-5",
             PropertyId::Mig6 => "MIG-6",
             PropertyId::Mig7 => "MIG-7",
+            PropertyId::Rte1 => "RTE-1",
+            PropertyId::Rte2 => "RTE-2",
+            PropertyId::Rte3 => "RTE-3",
+            PropertyId::Rte4 => "RTE-4",
+            PropertyId::Rte5 => "RTE-5",
         }
     }
 
@@ -167,8 +192,8 @@ impl fmt::Display for Violation {
 
 /// The incremental checker of REP-1 … REP-9, of THR-1 and THR-2 when it was
 /// given the throttling limits, of THR-3 for the jobs whose budget it was
-/// given, and of MIG-1 … MIG-7 when the world migrates.
-/// See the module documentation.
+/// given, of MIG-1 … MIG-7 when the world migrates, and of RTE-1 … RTE-5
+/// when it shards its vaults. See the module documentation.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct PropertyChecker {
     /// Every committed (secret, version) and its record.
@@ -213,6 +238,8 @@ pub struct PropertyChecker {
     budgets: BudgetChecker,
     /// MIG-1 … MIG-7, when the world migrates (see [`crate::migration`]).
     migration: Option<MigrationChecker>,
+    /// RTE-1 … RTE-5, when the world shards its vaults (see [`crate::routing`]).
+    routing: Option<RoutingChecker>,
 }
 
 impl PropertyChecker {
@@ -250,6 +277,19 @@ impl PropertyChecker {
     /// The migration checker, when the world migrates.
     pub fn migration(&self) -> Option<&MigrationChecker> {
         self.migration.as_ref()
+    }
+
+    /// The same checker, also judging RTE-1 … RTE-5 for a world that shards
+    /// its vaults, with what the world promises about its faults (`options`).
+    /// Without it the sharding observations are ignored. Call it before the
+    /// first observation.
+    pub fn with_routing(self, options: RoutingOptions) -> PropertyChecker {
+        PropertyChecker { routing: Some(RoutingChecker::new(options)), ..self }
+    }
+
+    /// The routing checker, when the world shards its vaults.
+    pub fn routing(&self) -> Option<&RoutingChecker> {
+        self.routing.as_ref()
     }
 
     /// Whether two hosts ever served by different migration phases at once
@@ -338,7 +378,6 @@ impl PropertyChecker {
             | Observation::BackfillDone { .. }
             | Observation::RepairOrdered { .. }
             | Observation::VerifyDone => self.observe_migration(observation, &mut violations),
-            // The RTE properties are not judged yet (issue 6).
             Observation::ShardRegistered { .. }
             | Observation::CellReady { .. }
             | Observation::Placed { .. }
@@ -346,7 +385,11 @@ impl PropertyChecker {
             | Observation::RouteRequested { .. }
             | Observation::Routed { .. }
             | Observation::RequestAnswered { .. }
-            | Observation::StoreOutage { .. } => {}
+            | Observation::StoreOutage { .. } => {
+                if let Some(routing) = &mut self.routing {
+                    routing.observe(observation, &mut violations);
+                }
+            }
         }
         violations
     }

@@ -228,29 +228,36 @@ pub enum Observation {
     },
     /// The store committed the verify pass's bookmark as finished.
     VerifyDone,
-    // --- Sharding (the RTE properties). Shards and vaults are numbered as in
-    // `vault::types::ShardId` and `VaultId`; shard 0 is the base shard.
+    // --- Sharding (the RTE properties, judged by `crate::routing`). Shards
+    // and vaults are numbered as in `vault::types::ShardId` and `VaultId`;
+    // shard 0 is the base shard. Every shard, the base shard included, is
+    // reported registered and its cell ready before anything names it: a
+    // world reports its initial shards at its start.
     /// The base store committed `shard`'s registry row: `ready` once
-    /// placements may choose the shard, not yet while it is provisioning.
+    /// placements may choose the shard, not yet while it is provisioning
+    /// (RTE-3 wants it `ready` before a placement or a route names it).
     ShardRegistered {
         /// The shard.
         shard: u32,
         /// `Ready` (true) or `Provisioning` (false).
         ready: bool,
     },
-    /// `shard`'s cell serves: its store and hosts are provisioned and up.
+    /// `shard`'s cell serves: its store and hosts are provisioned and up
+    /// (RTE-3 wants it before a placement or a route names the shard).
     CellReady {
         /// The shard.
         shard: u32,
     },
-    /// The base store committed `vault`'s route: the vault lives on `shard`.
+    /// The base store committed `vault`'s route: the vault lives on `shard`
+    /// (RTE-1: once per vault; RTE-3: on a ready shard).
     Placed {
         /// The vault.
         vault: u32,
         /// Its home shard.
         shard: u32,
     },
-    /// `shard`'s store committed a write to a secret of `vault`.
+    /// `shard`'s store committed a write to a secret of `vault` (RTE-1: on
+    /// the vault's home shard only).
     ShardWrite {
         /// The store's shard.
         shard: u32,
@@ -259,6 +266,7 @@ pub enum Observation {
     },
     /// A client sent `request`, naming a resource of `vault` (its vault, or
     /// a secret in it), as tenancy `caller` (not necessarily the vault's).
+    /// Request ids are unique within a run.
     RouteRequested {
         /// The request.
         request: u64,
@@ -268,7 +276,8 @@ pub enum Observation {
         caller: u32,
     },
     /// A base-cell host's router sent `request` to `shard`'s cell (its own
-    /// shard: served locally; another: proxied).
+    /// shard: served locally; another: proxied). RTE-3: a ready shard; RTE-4:
+    /// the home shard of the request's vault.
     Routed {
         /// The host whose router decided.
         host: u32,
@@ -278,7 +287,9 @@ pub enum Observation {
         shard: u32,
     },
     /// `request` was answered: by `shard`'s cell, or by the router itself
-    /// (`shard: None`: a lookup found no route, or gave up).
+    /// (`shard: None`: a lookup found no route, gave up, or was shed). The
+    /// client's first answer only: RTE-2 and RTE-5 judge it and forget the
+    /// request.
     RequestAnswered {
         /// The request.
         request: u64,
@@ -287,7 +298,8 @@ pub enum Observation {
         /// How.
         outcome: RouteOutcome,
     },
-    /// `shard`'s store went down (`down`) or came back.
+    /// `shard`'s store went down (`down`) or came back (RTE-5 excuses an
+    /// `Unavailable` answer of a request that waited through it).
     StoreOutage {
         /// The shard.
         shard: u32,
@@ -307,6 +319,9 @@ pub enum RouteOutcome {
     Unavailable,
     /// A cell refused a proxied request (unknown peer, or not its shard).
     Refused,
+    /// The router shed the request: too many requests were waiting on route
+    /// lookups, so nothing was attempted (load, not a store's outage).
+    Busy,
 }
 
 /// What one host holds at the end of a run.
