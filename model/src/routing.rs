@@ -117,7 +117,9 @@ impl RoutingChecker {
             }
             Observation::Placed { vault, shard } => self.on_placed(*vault, *shard, out),
             Observation::ShardWrite { shard, vault } => self.on_shard_write(*shard, *vault, out),
-            Observation::RouteRequested { request, vault, caller } => self.on_route_requested(*request, *vault, *caller),
+            Observation::RouteRequested { request, vault, caller } => {
+                self.on_route_requested(*request, *vault, *caller)
+            }
             Observation::Routed { host, request, shard } => self.on_routed(*host, *request, *shard, out),
             Observation::RequestAnswered { request, shard, outcome } => {
                 self.on_request_answered(*request, *shard, *outcome, out);
@@ -229,11 +231,16 @@ impl RoutingChecker {
         match (shard, home) {
             (Some(shard), Some(home)) if shard != home => out.push(violation(
                 PropertyId::Rte2,
-                format!("request {request} was answered {outcome:?} by shard {shard}, but vault {vault} lives on shard {home}"),
+                format!(
+                    "request {request} was answered {outcome:?} by shard {shard}, but vault {vault} lives on shard \
+                     {home}"
+                ),
             )),
             (Some(shard), None) => out.push(violation(
                 PropertyId::Rte2,
-                format!("request {request} was answered {outcome:?} by shard {shard}, but vault {vault} was never placed"),
+                format!(
+                    "request {request} was answered {outcome:?} by shard {shard}, but vault {vault} was never placed"
+                ),
             )),
             (None, _) if matches!(outcome, RouteOutcome::Served | RouteOutcome::Refused) => out.push(violation(
                 PropertyId::Rte2,

@@ -24,10 +24,7 @@ fn clean(checker: &mut RoutingChecker, observations: &[Observation]) {
 fn sharded(options: RoutingOptions) -> RoutingChecker {
     let mut checker = RoutingChecker::new(options);
     for shard in [0, 1] {
-        clean(
-            &mut checker,
-            &[Observation::ShardRegistered { shard, ready: true }, Observation::CellReady { shard }],
-        );
+        clean(&mut checker, &[Observation::ShardRegistered { shard, ready: true }, Observation::CellReady { shard }]);
     }
     clean(&mut checker, &[Observation::Placed { vault: 7, shard: 1 }, Observation::Placed { vault: 5, shard: 0 }]);
     checker
