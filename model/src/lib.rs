@@ -23,3 +23,6 @@ pub use properties::{PropertyChecker, PropertyId, Violation};
 pub use routing::{RoutingChecker, RoutingOptions};
 pub use throttle::{BudgetChecker, LimitShape, ThrottleChecker, ThrottleLimits};
 pub use view::{HostView, Lifecycle, Observation, RouteOutcome, SecretState, View};
+
+// The abstract specs, as stateright models.
+pub use spec::routing::RoutingSpec;

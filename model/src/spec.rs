@@ -53,6 +53,8 @@ use stateright::{Model, Property};
 
 use crate::properties::{PropertyId, Violation};
 
+pub mod routing;
+
 /// A secret's record in the spec: its version and whether it is a tombstone.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct SpecRecord {

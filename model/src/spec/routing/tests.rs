@@ -1,0 +1,232 @@
+use stateright::Checker;
+
+use super::*;
+
+/// The base shard from the start, shard 1 added live; two vaults, two
+/// hosts, two requests, one host down at most.
+fn base_shard_then_one_added() -> RoutingSpec {
+    RoutingSpec::new(1, 2, 2, 2, 2)
+}
+
+/// Shards 0 and 1 from the start, shard 2 added live; three vaults (so the
+/// third can go to shard 2), two hosts, one request, no crashes.
+fn two_shards_then_a_third() -> RoutingSpec {
+    RoutingSpec::new(2, 3, 3, 2, 1).with_hosts_down_max(0)
+}
+
+/// The state after `actions` from the initial state; panics if one is refused.
+fn run(spec: &RoutingSpec, actions: &[RoutingAction]) -> RoutingState {
+    let mut state = spec.init_states().remove(0);
+    for action in actions {
+        state = spec.step(&state, action).unwrap_or_else(|why| panic!("{action:?} refused: {why}"));
+        assert!(spec.violations(&state).is_empty(), "after {action:?}: {:?}", spec.violations(&state));
+    }
+    state
+}
+
+fn apply(host: u32) -> RoutingAction {
+    RoutingAction::Apply { host }
+}
+
+fn route(host: u32, vault: u32) -> RoutingAction {
+    RoutingAction::Route { host, vault }
+}
+
+fn place(vault: u32) -> RoutingAction {
+    RoutingAction::Place { vault }
+}
+
+/// From the initial state of a spec with two hosts: registers `shard`,
+/// makes its cell serve, lets both hosts apply its row (the next event of
+/// each), and marks it ready.
+fn add_shard(shard: u32) -> Vec<RoutingAction> {
+    vec![
+        RoutingAction::Register { shard },
+        RoutingAction::CellReady { shard },
+        apply(0),
+        apply(1),
+        RoutingAction::MarkReady { shard },
+    ]
+}
+
+/// Checks `spec` exhaustively with BFS and DFS, asserts every property
+/// (every "always" holds, every "sometimes" is reached), and returns the
+/// unique state count (the same for both).
+fn check_exhaustively(spec: RoutingSpec) -> usize {
+    let bfs = spec.clone().checker().spawn_bfs().join();
+    bfs.assert_properties();
+    let dfs = spec.checker().spawn_dfs().join();
+    dfs.assert_properties();
+    assert_eq!(bfs.unique_state_count(), dfs.unique_state_count(), "BFS and DFS explore the same states");
+    bfs.unique_state_count()
+}
+
+#[test]
+fn the_base_shard_then_one_added_holds_every_property() {
+    assert_eq!(check_exhaustively(base_shard_then_one_added()), 148_194);
+}
+
+#[test]
+fn two_shards_then_a_third_hold_every_property() {
+    assert_eq!(check_exhaustively(two_shards_then_a_third()), 77_797);
+}
+
+#[test]
+fn the_discoveries_are_pinned() {
+    let spec = base_shard_then_one_added();
+    let checker = spec.checker().spawn_bfs().join();
+    // Shard 1 is added; vault 0 takes the base shard (a tie goes to the
+    // lowest id) and vault 1 the least loaded, shard 1. A request for vault 1
+    // at a host whose table lacks the route is looked up and proxied there.
+    let mut proxied = add_shard(1);
+    proxied.extend([place(0), place(1), route(0, 1), RoutingAction::Answer { request: 0 }]);
+    checker.assert_discovery(PROXIED_TO_OTHER_SHARD, proxied);
+    checker.assert_discovery(LOOKUP_FALLBACK, vec![place(0), route(0, 0)]);
+    checker.assert_discovery(ANSWERED_NOT_FOUND, vec![route(0, 0)]);
+    let mut added = add_shard(1);
+    added.extend([place(0), place(1)]);
+    checker.assert_discovery(ADDED_SHARD_CHOSEN, added.clone());
+    let third = two_shards_then_a_third();
+    let checker = third.checker().spawn_bfs().join();
+    // Each host applies vault 0's and vault 1's routes before shard 2's row.
+    let added = vec![
+        place(0),
+        place(1),
+        RoutingAction::Register { shard: 2 },
+        RoutingAction::CellReady { shard: 2 },
+        apply(0),
+        apply(0),
+        apply(0),
+        apply(1),
+        apply(1),
+        apply(1),
+        RoutingAction::MarkReady { shard: 2 },
+        place(2),
+    ];
+    checker.assert_discovery(ADDED_SHARD_CHOSEN, added);
+}
+
+#[test]
+fn a_lookup_routes_to_the_home_and_the_log_later_brings_the_same_row() {
+    let spec = base_shard_then_one_added();
+    let looked_up = run(&spec, &[place(0), route(1, 0)]);
+    assert_eq!(looked_up.requests[0].outcome, RequestOutcome::Routed { shard: 0, lookup: true });
+    assert_eq!(looked_up.hosts[&1].learned, BTreeMap::from([(0, 0)]), "the host keeps the row it read");
+    assert_eq!(looked_up.table_route(1, 0), Some(0));
+    // A second request at the same host is routed by its table now.
+    let by_table = spec.step(&looked_up, &route(1, 0)).expect("host 1 is up");
+    let outcomes: Vec<RequestOutcome> = by_table.requests.iter().map(|request| request.outcome).collect();
+    let routed = |lookup| RequestOutcome::Routed { shard: 0, lookup };
+    assert_eq!(outcomes, vec![routed(false), routed(true)], "requests are kept sorted");
+    // The event arrives: the learned row is dropped, the table is unchanged.
+    let applied = spec.step(&looked_up, &apply(1)).expect("one event to apply");
+    assert!(applied.hosts[&1].learned.is_empty());
+    assert_eq!(applied.table_route(1, 0), Some(0));
+    // A crash keeps the learned row: the table is durable.
+    let crashed = spec.step(&looked_up, &RoutingAction::Crash { host: 1 }).expect("host 1 is up");
+    let restarted = spec.step(&crashed, &RoutingAction::Restart { host: 1 }).expect("host 1 is down");
+    assert_eq!(restarted, looked_up);
+}
+
+#[test]
+fn placement_takes_the_least_loaded_ready_shard_lowest_id_first() {
+    let spec = RoutingSpec::new(2, 3, 3, 1, 0);
+    let state = run(&spec, &[place(0)]);
+    assert_eq!(state.placements[&0], 0, "a tie goes to the lowest id");
+    let mut actions = vec![place(0), RoutingAction::Register { shard: 2 }, RoutingAction::CellReady { shard: 2 }];
+    let provisioning = run(&spec, &actions);
+    assert_eq!(spec.placement_for(&provisioning), Some(1), "a provisioning shard is never chosen");
+    actions.extend([apply(0), apply(0), RoutingAction::MarkReady { shard: 2 }, place(1)]);
+    let state = run(&spec, &actions);
+    assert_eq!(state.placements[&1], 1, "shards 1 and 2 are empty: the lower id wins");
+    assert_eq!(spec.placement_for(&state), Some(2));
+}
+
+#[test]
+fn a_shard_is_ready_only_once_its_cell_serves_and_every_host_has_its_row() {
+    let spec = base_shard_then_one_added();
+    let registered = run(&spec, &[RoutingAction::Register { shard: 1 }]);
+    let refused = |state: &RoutingState, fragment: &str| {
+        let why = spec.step(state, &RoutingAction::MarkReady { shard: 1 }).expect_err("the gate is closed");
+        assert!(why.contains(fragment), "{why:?} does not name {fragment:?}");
+        let mut actions = Vec::new();
+        spec.actions(state, &mut actions);
+        assert!(!actions.contains(&RoutingAction::MarkReady { shard: 1 }), "the model does not offer it");
+    };
+    refused(&registered, "cell does not serve");
+    let serving = spec.step(&registered, &RoutingAction::CellReady { shard: 1 }).expect("registered");
+    refused(&serving, "host 0 has applied 1 routing events, not yet shard 1's row at position 2");
+    // A down host holds the gate too: its table is durable and it will route again.
+    let host_1_down =
+        run(&spec, &[RoutingAction::Register { shard: 1 }, RoutingAction::CellReady { shard: 1 }, apply(0)]);
+    let host_1_down = spec.step(&host_1_down, &RoutingAction::Crash { host: 1 }).expect("host 1 is up");
+    refused(&host_1_down, "host 1 has applied 1 routing events");
+    let restarted = spec.step(&host_1_down, &RoutingAction::Restart { host: 1 }).expect("host 1 is down");
+    let applied = spec.step(&restarted, &apply(1)).expect("one event to apply");
+    let ready = spec.step(&applied, &RoutingAction::MarkReady { shard: 1 }).expect("the gate is open");
+    assert_eq!(ready.shards[&1], ShardRow::Ready);
+    assert_eq!(ready.routing_log.last(), Some(&RouteEvent::Shard { shard: 1, row: ShardRow::Ready }));
+}
+
+#[test]
+fn each_invariant_catches_its_bug() {
+    let spec = base_shard_then_one_added();
+    let good = run(&spec, &[place(0), route(0, 0), RoutingAction::Answer { request: 0 }]);
+    let properties = |state: &RoutingState| spec.violations(state).into_iter().map(|(id, _)| id).collect::<Vec<_>>();
+    let mut moved = good.clone();
+    moved.placements.insert(0, 1);
+    moved.routing_log.push(RouteEvent::Vault { vault: 0, shard: 1 });
+    assert_eq!(properties(&moved), vec![RTE_1, RTE_2, RTE_3], "a vault moved to an unregistered shard");
+    let mut misrouted = good.clone();
+    misrouted.requests[0].outcome = RequestOutcome::Answered { shard: 1, lookup: false };
+    assert_eq!(properties(&misrouted), vec![RTE_2]);
+    let mut wrong_not_found = good.clone();
+    wrong_not_found.requests[0].outcome = RequestOutcome::NotFound { routing_events: 2 };
+    assert_eq!(properties(&wrong_not_found), vec![RTE_2]);
+    assert!(spec.violations(&spec.step(&good, &route(0, 1)).expect("host 0 is up")).is_empty(), "vault 1 is unplaced");
+    let mut unknown_ready = good.clone();
+    unknown_ready.shards.insert(1, ShardRow::Ready);
+    unknown_ready.cells.insert(1);
+    assert_eq!(properties(&unknown_ready), vec![RTE_3]);
+    let (_, why) = &spec.violations(&unknown_ready)[0];
+    assert_eq!(why, "shard 1 is ready, but host 0 has not applied its registry row");
+}
+
+/// Checks `spec` (with a bug) and asserts that `property` fails: the
+/// counterexample found ends in a state that breaks it, and `shortest` is a
+/// counterexample too. (stateright 0.31 may report a later one than the
+/// shortest even in BFS, so the found path is not pinned.)
+fn assert_breaks(spec: RoutingSpec, property: &'static str, shortest: Vec<RoutingAction>) {
+    let checker = spec.clone().checker().spawn_bfs().join();
+    let found = checker.discovery(property).unwrap_or_else(|| panic!("{property} is not violated"));
+    let broken: Vec<&str> = spec.violations(found.last_state()).into_iter().map(|(id, _)| id).collect();
+    assert!(broken.contains(&property), "the counterexample breaks {broken:?}");
+    checker.assert_discovery(property, shortest);
+}
+
+#[test]
+fn marking_ready_before_the_hosts_applied_the_row_breaks_rte_3() {
+    let spec = base_shard_then_one_added();
+    let early = vec![
+        RoutingAction::Register { shard: 1 },
+        RoutingAction::CellReady { shard: 1 },
+        RoutingAction::MarkReady { shard: 1 },
+    ];
+    assert!(spec.step(&run(&spec, &early[..2]), &early[2]).is_err(), "the right rule waits for the hosts");
+    assert_breaks(spec.with_bug(RoutingBug::ReadyBeforeHostsApplied), RTE_3, early);
+}
+
+#[test]
+fn placing_on_a_provisioning_shard_breaks_rte_3() {
+    let spec = base_shard_then_one_added();
+    let state = run(&spec, &[place(0), RoutingAction::Register { shard: 1 }]);
+    assert_eq!(spec.placement_for(&state), Some(0), "the right rule ignores the provisioning shard");
+    let early = vec![place(0), RoutingAction::Register { shard: 1 }, place(1)];
+    assert_breaks(spec.with_bug(RoutingBug::PlaceOnProvisioning), RTE_3, early);
+}
+
+#[test]
+fn answering_not_found_without_a_lookup_breaks_rte_2() {
+    let spec = base_shard_then_one_added().with_bug(RoutingBug::NotFoundWithoutLookup);
+    assert_breaks(spec, RTE_2, vec![place(0), route(0, 0)]);
+}
