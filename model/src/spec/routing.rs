@@ -74,16 +74,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use stateright::{Model, Property};
 
+use crate::properties::{PropertyId, Violation};
+
 /// The base shard: its store holds the registry and the routing partition,
 /// and the hosts of this spec are its cell's.
 pub const BASE_SHARD: u32 = 0;
-
-/// Name of RTE-1 in this spec's properties.
-pub const RTE_1: &str = "RTE-1";
-/// Name of RTE-2 in this spec's properties.
-pub const RTE_2: &str = "RTE-2";
-/// Name of RTE-3 in this spec's properties.
-pub const RTE_3: &str = "RTE-3";
 
 /// Name of the "sometimes" property: a request was answered by the cell of a
 /// shard other than the base shard (it was proxied).
@@ -475,10 +470,16 @@ impl RoutingSpec {
 
     /// Every invariant (RTE-1 … RTE-3) that `state` breaks, as (property,
     /// what broke), one per property.
-    pub fn violations(&self, state: &RoutingState) -> Vec<(&'static str, String)> {
-        let checks: [(&'static str, RoutingCheck); 3] =
-            [(RTE_1, Self::check_rte_1), (RTE_2, Self::check_rte_2), (RTE_3, Self::check_rte_3)];
-        checks.into_iter().filter_map(|(property, check)| check(self, state).err().map(|why| (property, why))).collect()
+    pub fn violations(&self, state: &RoutingState) -> Vec<Violation> {
+        let checks: [(PropertyId, RoutingCheck); 3] = [
+            (PropertyId::Rte1, Self::check_rte_1),
+            (PropertyId::Rte2, Self::check_rte_2),
+            (PropertyId::Rte3, Self::check_rte_3),
+        ];
+        checks
+            .into_iter()
+            .filter_map(|(property, check)| check(self, state).err().map(|detail| Violation { property, detail }))
+            .collect()
     }
 
     /// RTE-1: the routing partition holds at most one route event per vault,
@@ -651,9 +652,9 @@ impl Model for RoutingSpec {
 
     fn properties(&self) -> Vec<Property<Self>> {
         vec![
-            Property::always(RTE_1, |spec, state| spec.check_rte_1(state).is_ok()),
-            Property::always(RTE_2, |spec, state| spec.check_rte_2(state).is_ok()),
-            Property::always(RTE_3, |spec, state| spec.check_rte_3(state).is_ok()),
+            Property::always(PropertyId::Rte1.as_str(), |spec, state| spec.check_rte_1(state).is_ok()),
+            Property::always(PropertyId::Rte2.as_str(), |spec, state| spec.check_rte_2(state).is_ok()),
+            Property::always(PropertyId::Rte3.as_str(), |spec, state| spec.check_rte_3(state).is_ok()),
             Property::sometimes(PROXIED_TO_OTHER_SHARD, |_, state| proxied_to_other_shard(state)),
             Property::sometimes(LOOKUP_FALLBACK, |_, state| lookup_fallback(state)),
             Property::sometimes(ANSWERED_NOT_FOUND, |_, state| answered_not_found(state)),

@@ -172,23 +172,29 @@ fn a_shard_is_ready_only_once_its_cell_serves_and_every_host_has_its_row() {
 fn each_invariant_catches_its_bug() {
     let spec = base_shard_then_one_added();
     let good = run(&spec, &[place(0), route(0, 0), RoutingAction::Answer { request: 0 }]);
-    let properties = |state: &RoutingState| spec.violations(state).into_iter().map(|(id, _)| id).collect::<Vec<_>>();
+    let properties = |state: &RoutingState| {
+        spec.violations(state).into_iter().map(|violation| violation.property).collect::<Vec<_>>()
+    };
     let mut moved = good.clone();
     moved.placements.insert(0, 1);
     moved.routing_log.push(RouteEvent::Vault { vault: 0, shard: 1 });
-    assert_eq!(properties(&moved), vec![RTE_1, RTE_2, RTE_3], "a vault moved to an unregistered shard");
+    assert_eq!(
+        properties(&moved),
+        vec![PropertyId::Rte1, PropertyId::Rte2, PropertyId::Rte3],
+        "a vault moved to an unregistered shard"
+    );
     let mut misrouted = good.clone();
     misrouted.requests[0].outcome = RequestOutcome::Answered { shard: 1, lookup: false };
-    assert_eq!(properties(&misrouted), vec![RTE_2]);
+    assert_eq!(properties(&misrouted), vec![PropertyId::Rte2]);
     let mut wrong_not_found = good.clone();
     wrong_not_found.requests[0].outcome = RequestOutcome::NotFound { routing_events: 2 };
-    assert_eq!(properties(&wrong_not_found), vec![RTE_2]);
+    assert_eq!(properties(&wrong_not_found), vec![PropertyId::Rte2]);
     assert!(spec.violations(&spec.step(&good, &route(0, 1)).expect("host 0 is up")).is_empty(), "vault 1 is unplaced");
     let mut unknown_ready = good.clone();
     unknown_ready.shards.insert(1, ShardRow::Ready);
     unknown_ready.cells.insert(1);
-    assert_eq!(properties(&unknown_ready), vec![RTE_3]);
-    let (_, why) = &spec.violations(&unknown_ready)[0];
+    assert_eq!(properties(&unknown_ready), vec![PropertyId::Rte3]);
+    let why = &spec.violations(&unknown_ready)[0].detail;
     assert_eq!(why, "shard 1 is ready, but host 0 has not applied its registry row");
 }
 
@@ -196,12 +202,13 @@ fn each_invariant_catches_its_bug() {
 /// counterexample found ends in a state that breaks it, and `shortest` is a
 /// counterexample too. (stateright 0.31 may report a later one than the
 /// shortest even in BFS, so the found path is not pinned.)
-fn assert_breaks(spec: RoutingSpec, property: &'static str, shortest: Vec<RoutingAction>) {
+fn assert_breaks(spec: RoutingSpec, property: PropertyId, shortest: Vec<RoutingAction>) {
     let checker = spec.clone().checker().spawn_bfs().join();
-    let found = checker.discovery(property).unwrap_or_else(|| panic!("{property} is not violated"));
-    let broken: Vec<&str> = spec.violations(found.last_state()).into_iter().map(|(id, _)| id).collect();
+    let found = checker.discovery(property.as_str()).unwrap_or_else(|| panic!("{property} is not violated"));
+    let broken: Vec<PropertyId> =
+        spec.violations(found.last_state()).into_iter().map(|violation| violation.property).collect();
     assert!(broken.contains(&property), "the counterexample breaks {broken:?}");
-    checker.assert_discovery(property, shortest);
+    checker.assert_discovery(property.as_str(), shortest);
 }
 
 #[test]
@@ -213,7 +220,7 @@ fn marking_ready_before_the_hosts_applied_the_row_breaks_rte_3() {
         RoutingAction::MarkReady { shard: 1 },
     ];
     assert!(spec.step(&run(&spec, &early[..2]), &early[2]).is_err(), "the right rule waits for the hosts");
-    assert_breaks(spec.with_bug(RoutingBug::ReadyBeforeHostsApplied), RTE_3, early);
+    assert_breaks(spec.with_bug(RoutingBug::ReadyBeforeHostsApplied), PropertyId::Rte3, early);
 }
 
 #[test]
@@ -222,11 +229,11 @@ fn placing_on_a_provisioning_shard_breaks_rte_3() {
     let state = run(&spec, &[place(0), RoutingAction::Register { shard: 1 }]);
     assert_eq!(spec.placement_for(&state), Some(0), "the right rule ignores the provisioning shard");
     let early = vec![place(0), RoutingAction::Register { shard: 1 }, place(1)];
-    assert_breaks(spec.with_bug(RoutingBug::PlaceOnProvisioning), RTE_3, early);
+    assert_breaks(spec.with_bug(RoutingBug::PlaceOnProvisioning), PropertyId::Rte3, early);
 }
 
 #[test]
 fn answering_not_found_without_a_lookup_breaks_rte_2() {
     let spec = base_shard_then_one_added().with_bug(RoutingBug::NotFoundWithoutLookup);
-    assert_breaks(spec, RTE_2, vec![place(0), route(0, 0)]);
+    assert_breaks(spec, PropertyId::Rte2, vec![place(0), route(0, 0)]);
 }
