@@ -13,6 +13,13 @@
 //! version, and never with another version. Events that arrive ahead of
 //! a gap wait in a bounded buffer (`pending_events_max`) until the gap fills.
 //!
+//! A base-cell host of a sharded service ([`HostConfig::replicate_routes`])
+//! also holds the routing rows ([`crate::routes::RouteTable`]) in its durable
+//! state, fed by the same poll loop: each round polls the secrets' partitions
+//! and then the base store's routing partition, and applies routing events
+//! under the same discipline (in order, the cursor moved with the row,
+//! forward-only by version), so a restarted host keeps the routes it had.
+//!
 //! Call protocol: [`Host::on_timer`] (poll loop), [`Host::on_store_reply`];
 //! drain [`Host::poll_output`]. After a crash, build a new host with
 //! [`Host::recover`] from the durable [`LocalStore`]; everything else is volatile.
@@ -22,10 +29,13 @@ use std::collections::{BTreeMap, VecDeque};
 #[cfg(feature = "bugzoo")]
 use crate::bugzoo::Bug;
 use crate::bugzoo::Bugs;
+use crate::routes::RouteTable;
 use crate::store::{StoreReply, StoreRequest};
 #[cfg(feature = "bugzoo")]
 use crate::types::Lifecycle;
-use crate::types::{Checksum, HostId, LogEvent, RequestTag, SecretId, SecretRecord, Seq, TenantId, Time, Version};
+use crate::types::{
+    Checksum, HostId, LogEvent, RequestTag, RouteEvent, SecretId, SecretRecord, Seq, TenantId, Time, Version,
+};
 
 /// Limits and knobs of a host.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -38,6 +48,9 @@ pub struct HostConfig {
     pub pending_events_max: usize,
     /// How long to wait for a poll reply before polling again.
     pub request_timeout_ns: u64,
+    /// Whether each poll round also reads the base store's routing partition
+    /// into the local route table (a base-cell host of a sharded service).
+    pub replicate_routes: bool,
 }
 
 impl Default for HostConfig {
@@ -47,6 +60,7 @@ impl Default for HostConfig {
             poll_events_max: 64,
             pending_events_max: 256,
             request_timeout_ns: 200_000_000,
+            replicate_routes: false,
         }
     }
 }
@@ -109,12 +123,26 @@ pub struct DigestEntry {
 pub struct LocalStore {
     records: BTreeMap<SecretId, SecretRecord>,
     cursors: BTreeMap<TenantId, Seq>,
+    /// The routing rows and the routing partition's cursor (empty unless the
+    /// host replicates routes).
+    routes: RouteTable,
 }
 
 impl LocalStore {
     /// An empty local store.
     pub fn new() -> LocalStore {
         LocalStore::default()
+    }
+
+    /// The routing rows applied from the routing partition.
+    pub fn routes(&self) -> &RouteTable {
+        &self.routes
+    }
+
+    /// Applies the next event of the routing partition (see
+    /// [`RouteTable::apply`]).
+    pub fn apply_route(&mut self, event: &RouteEvent) -> ApplyEffect {
+        self.routes.apply(event)
     }
 
     /// Applies the next event of its partition: the record moves forward if
@@ -258,6 +286,9 @@ pub struct Host {
     pending: BTreeMap<(TenantId, Seq), LogEvent>,
     /// The outstanding poll and when it is abandoned.
     poll_in_flight: Option<(RequestTag, Time)>,
+    /// While the routing part of a round is in flight: whether the secrets'
+    /// part filled a partition's limit.
+    secrets_full: Option<bool>,
     /// When the next poll is due.
     next_poll: Time,
     next_tag: RequestTag,
@@ -285,6 +316,7 @@ impl Host {
             durable,
             pending: BTreeMap::new(),
             poll_in_flight: None,
+            secrets_full: None,
             next_poll: now,
             next_tag: RequestTag::default(),
             outputs: VecDeque::new(),
@@ -349,6 +381,7 @@ impl Host {
                 return;
             }
             self.poll_in_flight = None;
+            self.secrets_full = None;
         }
         #[cfg(feature = "bugzoo")]
         if self.bugs.is_on(Bug::StopPollingWhenIdle) && self.next_poll == Time(u64::MAX) {
@@ -373,11 +406,26 @@ impl Host {
         if expected != tag {
             return; // A late reply to an abandoned poll.
         }
+        if let StoreReply::Routes(events) = reply {
+            let secrets_full = self.secrets_full.take().expect("a routing poll follows the secrets' poll");
+            self.poll_in_flight = None;
+            let routes_full = self.on_route_events(&events);
+            self.after_poll(now, secrets_full || routes_full);
+            return;
+        }
         let StoreReply::Poll(events) = reply else {
             panic!("a poll answered with {reply:?}");
         };
         self.poll_in_flight = None;
         let full = self.on_events(&events);
+        if self.config.replicate_routes {
+            self.secrets_full = Some(full);
+            let request =
+                StoreRequest::PollRoutes { after: self.durable.routes.cursor(), limit: self.config.poll_events_max };
+            self.send_poll(now, request);
+            self.check_invariants();
+            return;
+        }
         #[cfg(feature = "bugzoo")]
         if events.is_empty() && self.bugs.is_on(Bug::StopPollingWhenIdle) {
             // Bug: nothing new, so the poll loop ends; nothing wakes it again.
@@ -418,6 +466,17 @@ impl Host {
         }
         let full = per_partition.values().any(|count| *count >= self.config.poll_events_max);
         self.after_poll(now, full);
+    }
+
+    /// Applies routing events (a routing poll's reply: in order, after the
+    /// cursor asked from). Returns whether the reply filled its limit.
+    fn on_route_events(&mut self, events: &[RouteEvent]) -> bool {
+        for event in events {
+            if event.seq > self.durable.routes.cursor() {
+                self.durable.apply_route(event);
+            }
+        }
+        events.len() >= self.config.poll_events_max
     }
 
     /// Applies a batch of events, in any order and with duplicates. Returns
@@ -490,11 +549,16 @@ impl Host {
         for (secret, record) in std::mem::take(&mut self.unflushed) {
             self.durable.flush(secret, record);
         }
+        let request =
+            StoreRequest::Poll { cursors: self.durable.cursors(), limit_per_partition: self.config.poll_events_max };
+        self.send_poll(now, request);
+    }
+
+    /// Sends one request of a poll round, abandoned after the request timeout.
+    fn send_poll(&mut self, now: Time, request: StoreRequest) {
         let tag = self.next_tag.take_next();
         let abandon_at = now.plus_ns(self.config.request_timeout_ns);
         self.poll_in_flight = Some((tag, abandon_at));
-        let request =
-            StoreRequest::Poll { cursors: self.durable.cursors(), limit_per_partition: self.config.poll_events_max };
         self.outputs.push_back(HostOutput::Store { tag, request });
         self.outputs.push_back(HostOutput::Timer { deadline: abandon_at });
     }
@@ -502,6 +566,14 @@ impl Host {
     /// Asserts the host's invariants.
     pub fn check_invariants(&self) {
         assert!(self.pending.len() <= self.config.pending_events_max, "pending over its bound");
+        assert!(self.secrets_full.is_none() || self.poll_in_flight.is_some(), "a routing poll half is in flight");
+        if !self.config.replicate_routes {
+            assert_eq!(
+                self.durable.routes.cursor(),
+                Seq::ZERO,
+                "routes applied by a host that does not replicate them"
+            );
+        }
         for (tenant, seq) in self.pending.keys() {
             assert!(
                 *seq > self.durable.cursor(*tenant).next(),

@@ -329,6 +329,7 @@ impl ModelConfig {
             poll_events_max: 8,
             pending_events_max: 16,
             request_timeout_ns: timings.request_timeout_ms * NS_PER_MS,
+            replicate_routes: false,
         };
         WorldConfig {
             workers: self.workers,

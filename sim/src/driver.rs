@@ -134,6 +134,7 @@ pub fn world_config(scenario: &Scenario, knobs: &Knobs, bugs: &Bugs) -> WorldCon
         poll_events_max: knobs.poll_events_max,
         pending_events_max: 256,
         request_timeout_ns: 200 * NS_PER_MS,
+        replicate_routes: false,
     };
     WorldConfig {
         workers: scenario.topology.workers,

@@ -172,6 +172,7 @@ pub fn label(message: &Message) -> String {
             StoreRequest::Scan { table, .. } => format!("scan {table:?}"),
             StoreRequest::ReadOutbox { .. } => "read outbox".into(),
             StoreRequest::Poll { .. } => "poll".into(),
+            StoreRequest::PollRoutes { .. } => "poll routes".into(),
         },
         Payload::StoreReply { reply, .. } => match reply {
             StoreReply::Read(entries) => format!("{} entries", entries.len()),
@@ -181,6 +182,7 @@ pub fn label(message: &Message) -> String {
             StoreReply::Scan(page) => format!("{} rows", page.rows.len()),
             StoreReply::Outbox { rows, .. } => format!("{} outbox rows", rows.len()),
             StoreReply::Poll(events) => format!("{} events", events.len()),
+            StoreReply::Routes(events) => format!("{} routing events", events.len()),
         },
         Payload::ClientRequest { request, operation } => format!("req{} {}", request.0, operation_label(operation)),
         Payload::ClientAnswer { request, result } => match result {

@@ -758,6 +758,7 @@ fn payload(payload: &Payload) -> String {
                     cursors.iter().map(|(tenant, seq)| format!("t{}@{}", tenant.0, seq.0)).collect();
                 format!("poll [{}]", cursors.join(" "))
             }
+            StoreRequest::PollRoutes { after, .. } => format!("poll routes after {}", after.0),
         },
         Payload::StoreReply { reply, .. } => match reply {
             StoreReply::Read(_) => "read reply".to_string(),
@@ -775,6 +776,7 @@ fn payload(payload: &Payload) -> String {
                     .collect();
                 format!("poll reply [{}]", events.join(" "))
             }
+            StoreReply::Routes(events) => format!("routes reply: {} events", events.len()),
         },
         Payload::ClientRequest { operation, .. } => format!("request {}", operation_name(operation)),
         Payload::ClientAnswer { result, .. } => match result {

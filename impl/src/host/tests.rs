@@ -311,3 +311,116 @@ fn a_repair_replaces_only_a_damaged_entry_of_the_same_version() {
     assert!(!local.repair(SecretId(999), &healthy), "nothing to repair");
     assert_eq!(local.digest(&[SecretId(999)]), vec![(SecretId(999), None)]);
 }
+
+// --- routing rows on a base-cell host ------------------------------------------
+
+/// Commits a vault's route in the base store (logged in its routing partition).
+fn route_vault(store: &mut Store, vault: u32, shard: u32) {
+    let write = Write::Put(
+        crate::store::Key::VaultRoute(VaultId(vault)),
+        crate::store::Value::VaultRoute(crate::types::ShardId(shard)),
+    );
+    let transaction = Transaction { reads: Vec::new(), writes: vec![write] };
+    assert!(matches!(store.commit(&transaction), crate::store::CommitOutcome::Committed { .. }));
+}
+
+/// Runs one poll round of `host` against `store` at `now`, answering each
+/// request at once; returns the requests, in order.
+fn poll_round(host: &mut Host, store: &mut Store, now: Time) -> Vec<StoreRequest> {
+    host.on_timer(now);
+    let mut requests = Vec::new();
+    loop {
+        let outputs = drain(host);
+        let Some((tag, request)) = outputs.iter().find_map(|output| match output {
+            HostOutput::Store { tag, request } => Some((*tag, request.clone())),
+            _ => None,
+        }) else {
+            return requests;
+        };
+        requests.push(request.clone());
+        host.on_store_reply(now, tag, store.on_request(request));
+    }
+}
+
+fn routing_host(poll_events_max: usize) -> Host {
+    let config = HostConfig { replicate_routes: true, poll_events_max, ..HostConfig::default() };
+    Host::new(H1, config, Time::ZERO)
+}
+
+#[test]
+fn a_base_cell_host_polls_the_routing_partition_in_the_same_round_and_keeps_the_rows() {
+    let mut store = Store::new();
+    append(&mut store, T1, S1, 1, Lifecycle::Creating);
+    route_vault(&mut store, 7, 2);
+    let mut host = routing_host(64);
+    let requests = poll_round(&mut host, &mut store, Time::ZERO);
+    assert_eq!(
+        requests,
+        vec![
+            StoreRequest::Poll { cursors: Vec::new(), limit_per_partition: 64 },
+            StoreRequest::PollRoutes { after: Seq::ZERO, limit: 64 },
+        ]
+    );
+    assert_eq!(host.durable().routes().shard_of(VaultId(7)), Some(crate::types::ShardId(2)));
+    assert_eq!(host.durable().routes().cursor(), Seq(1));
+    assert_eq!(found(&host, S1).version, Version(1));
+    // The rows are durable: a restarted host has them and polls on from its cursor.
+    let durable = host.durable().clone();
+    let mut restarted =
+        Host::recover(H1, HostConfig { replicate_routes: true, ..HostConfig::default() }, durable, Time(5));
+    assert_eq!(restarted.durable().routes().shard_of(VaultId(7)), Some(crate::types::ShardId(2)));
+    route_vault(&mut store, 8, 1);
+    let requests = poll_round(&mut restarted, &mut store, Time(5));
+    assert_eq!(requests[1], StoreRequest::PollRoutes { after: Seq(1), limit: 64 });
+    assert_eq!(restarted.durable().routes().shard_of(VaultId(8)), Some(crate::types::ShardId(1)));
+}
+
+#[test]
+fn a_host_that_does_not_replicate_routes_never_reads_them() {
+    let mut store = Store::new();
+    route_vault(&mut store, 7, 2);
+    let mut host = Host::new(H1, HostConfig::default(), Time::ZERO);
+    let requests = poll_round(&mut host, &mut store, Time::ZERO);
+    assert_eq!(requests, vec![StoreRequest::Poll { cursors: Vec::new(), limit_per_partition: 64 }]);
+    assert_eq!(host.durable().routes().shard_of(VaultId(7)), None);
+}
+
+#[test]
+fn a_full_routing_poll_polls_again_at_once() {
+    let mut store = Store::new();
+    for vault in 0..3 {
+        route_vault(&mut store, vault, 1);
+    }
+    let mut host = routing_host(2);
+    let requests = poll_round(&mut host, &mut store, Time::ZERO);
+    // Two rounds: the first routing poll filled its limit of 2.
+    let routing: Vec<&StoreRequest> =
+        requests.iter().filter(|request| matches!(request, StoreRequest::PollRoutes { .. })).collect();
+    assert_eq!(
+        routing,
+        vec![
+            &StoreRequest::PollRoutes { after: Seq::ZERO, limit: 2 },
+            &StoreRequest::PollRoutes { after: Seq(2), limit: 2 }
+        ]
+    );
+    assert_eq!(host.durable().routes().cursor(), Seq(3));
+}
+
+#[test]
+fn a_routing_poll_that_times_out_starts_the_round_again_and_its_late_reply_is_ignored() {
+    let mut store = Store::new();
+    route_vault(&mut store, 7, 2);
+    let config = HostConfig { replicate_routes: true, ..HostConfig::default() };
+    let timeout = config.request_timeout_ns;
+    let mut host = Host::new(H1, config, Time::ZERO);
+    host.on_timer(Time::ZERO);
+    let (tag, poll) = store_request(&drain(&mut host));
+    host.on_store_reply(Time::ZERO, tag, store.on_request(poll));
+    let (late_tag, routes) = store_request(&drain(&mut host));
+    assert!(matches!(routes, StoreRequest::PollRoutes { .. }));
+    host.on_timer(Time(timeout));
+    let (_, again) = store_request(&drain(&mut host));
+    assert!(matches!(again, StoreRequest::Poll { .. }), "the round starts with the secrets: {again:?}");
+    host.on_store_reply(Time(timeout), late_tag, store.on_request(routes));
+    assert_eq!(host.durable().routes().cursor(), Seq::ZERO, "a late routing reply is ignored");
+}

@@ -334,6 +334,13 @@ pub enum StoreRequest {
         /// Most events returned per partition.
         limit_per_partition: usize,
     },
+    /// Reads events of the routing partition after `after` ([`Store::poll_routes`]).
+    PollRoutes {
+        /// The last routing event the reader applied.
+        after: Seq,
+        /// Most events returned.
+        limit: usize,
+    },
 }
 
 /// The reply to a [`StoreRequest`], variant for variant.
@@ -354,6 +361,8 @@ pub enum StoreReply {
     },
     /// Events in (partition, seq) order.
     Poll(Vec<LogEvent>),
+    /// Routing partition events in order.
+    Routes(Vec<RouteEvent>),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -396,6 +405,7 @@ impl Store {
             StoreRequest::Poll { cursors, limit_per_partition } => {
                 StoreReply::Poll(self.poll_all(&cursors, limit_per_partition))
             }
+            StoreRequest::PollRoutes { after, limit } => StoreReply::Routes(self.poll_routes(after, limit).to_vec()),
         };
         // A bug-zoo variant breaks these invariants on purpose: the testbed's
         // checkers, not the store's own assertions, must catch it.
