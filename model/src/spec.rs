@@ -1447,3 +1447,22 @@ fn describe_host(old: &SpecHost, new: &SpecHost) -> String {
 
 #[cfg(test)]
 mod tests;
+
+/// Checks `spec` exhaustively with BFS and DFS, asserts every property
+/// (every "always" holds, every "sometimes" is reached), and returns the
+/// unique state count (the same for both). For the specs' tests.
+#[cfg(test)]
+fn check_exhaustively<M>(spec: M) -> usize
+where
+    M: Model + Clone + Send + Sync + 'static,
+    M::State: std::fmt::Debug + std::hash::Hash + Eq + Clone + Send + Sync + 'static,
+    M::Action: std::fmt::Debug + Eq + Clone + Send + Sync + 'static,
+{
+    use stateright::Checker;
+    let bfs = spec.clone().checker().spawn_bfs().join();
+    bfs.assert_properties();
+    let dfs = spec.checker().spawn_dfs().join();
+    dfs.assert_properties();
+    assert_eq!(bfs.unique_state_count(), dfs.unique_state_count(), "BFS and DFS explore the same states");
+    bfs.unique_state_count()
+}

@@ -45,17 +45,6 @@ fn apply(host: u32, tenant: u32, events: u64) -> SpecAction {
     SpecAction::Apply { host, tenant, events }
 }
 
-/// Checks `spec` exhaustively with BFS and DFS, asserts every property, and
-/// returns the unique state count (the same for both).
-fn check_exhaustively(spec: ReplicationSpec) -> usize {
-    let bfs = spec.clone().checker().spawn_bfs().join();
-    bfs.assert_properties();
-    let dfs = spec.checker().spawn_dfs().join();
-    dfs.assert_properties();
-    assert_eq!(bfs.unique_state_count(), dfs.unique_state_count(), "BFS and DFS explore the same states");
-    bfs.unique_state_count()
-}
-
 #[test]
 fn sync_one_tenant_holds_every_property() {
     assert_eq!(check_exhaustively(one_tenant(SpecMode::Sync).with_bounds(3, 1)), 24_357);

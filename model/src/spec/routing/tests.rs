@@ -1,6 +1,7 @@
 use stateright::Checker;
 
 use super::*;
+use crate::spec::check_exhaustively;
 
 /// The base shard from the start, shard 1 added live; two vaults, two
 /// hosts, two requests, one host down at most.
@@ -47,18 +48,6 @@ fn add_shard(shard: u32) -> Vec<RoutingAction> {
         apply(1),
         RoutingAction::MarkReady { shard },
     ]
-}
-
-/// Checks `spec` exhaustively with BFS and DFS, asserts every property
-/// (every "always" holds, every "sometimes" is reached), and returns the
-/// unique state count (the same for both).
-fn check_exhaustively(spec: RoutingSpec) -> usize {
-    let bfs = spec.clone().checker().spawn_bfs().join();
-    bfs.assert_properties();
-    let dfs = spec.checker().spawn_dfs().join();
-    dfs.assert_properties();
-    assert_eq!(bfs.unique_state_count(), dfs.unique_state_count(), "BFS and DFS explore the same states");
-    bfs.unique_state_count()
 }
 
 #[test]
