@@ -1,5 +1,6 @@
-//! The world: every machine of one cell, the messages between them, their
-//! timers, crashed nodes, the partition, and the property checker.
+//! The world: the control plane, the machines of each cell (one cell per
+//! shard; so far only the base cell, shard 0), the messages between them,
+//! their timers, crashed nodes, the partition, and the property checker.
 //!
 //! The world is one transition system. [`World::actions`] lists what may happen
 //! next and [`World::step`] makes one action happen; both drivers (the seeded
@@ -325,6 +326,41 @@ enum HostSlot {
     Down(Arc<LocalStore>),
 }
 
+/// The machines that exist once per shard: the shard's remote store (with
+/// its log), the cell's hosts with their read paths, the publishers of its
+/// log partitions and its activator. Control-plane workers and the
+/// migration's operator and jobs are not a cell's: they belong to the world.
+///
+/// Each machine sits behind its own `Arc`, as before cells existed, so a
+/// world clone copies pointers and a step copies only what it touches. The
+/// world has one cell today, the base cell (shard 0).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Cell {
+    /// The remote store of the cell's shard.
+    store: Arc<Store>,
+    hosts: Vec<HostSlot>,
+    /// The publishers of the cell's log partitions, by tenancy (async mode).
+    publishers: BTreeMap<u32, Option<Arc<Publisher>>>,
+    activator: Option<Arc<Activator>>,
+    /// Each host's read path (migration worlds), `None` while the host is down.
+    readers: Vec<Option<Arc<Reader>>>,
+}
+
+impl Cell {
+    /// Whether every up host of the cell is at its store's log head in every partition.
+    fn hosts_caught_up(&self) -> bool {
+        self.hosts.iter().all(|slot| match slot {
+            HostSlot::Up(host) => {
+                self.store.partitions().all(|tenant| host.durable().cursor(tenant) == self.store.head(tenant))
+            }
+            HostSlot::Down(_) => true,
+        })
+    }
+}
+
+/// The index of the base cell (shard 0) in [`World`]'s cells.
+const BASE_CELL: usize = 0;
+
 /// What happened to one operation, for reports.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct OperationRecord {
@@ -468,17 +504,14 @@ pub struct StepReport {
 pub struct World {
     config: Arc<WorldConfig>,
     now: Time,
-    store: Arc<Store>,
+    /// One cell per shard; exactly one, the base cell, in every configuration so far.
+    cells: Vec<Cell>,
     workers: Vec<Option<Arc<Worker>>>,
-    hosts: Vec<HostSlot>,
-    publishers: BTreeMap<u32, Option<Arc<Publisher>>>,
-    activator: Option<Arc<Activator>>,
-    /// The migration operator, when the world migrates and it is up.
+    /// The migration operator, when the world migrates and it is up. It and
+    /// the jobs migrate the base cell.
     operator: Option<Arc<Operator>>,
     backfiller: Job<Backfiller>,
     verifier: Job<Verifier>,
-    /// Each host's read path (migration worlds), `None` while the host is down.
-    readers: Vec<Option<Arc<Reader>>>,
     /// The digest entry each host last sent the verifier, per secret: what a
     /// repair order was decided on (for MIG-4's observation).
     digests: Arc<BTreeMap<(u32, SecretId), Option<DigestEntry>>>,
@@ -509,15 +542,17 @@ impl World {
         let host_ids: Vec<u32> = (0..config.hosts).collect();
         let mut world = World {
             now: Time::ZERO,
-            store: Arc::new(store_with_vaults(&config, &config.bugs)),
+            cells: vec![Cell {
+                store: Arc::new(store_with_vaults(&config, &config.bugs)),
+                hosts: Vec::new(),
+                publishers: BTreeMap::new(),
+                activator: None,
+                readers: Vec::new(),
+            }],
             workers: Vec::new(),
-            hosts: Vec::new(),
-            publishers: BTreeMap::new(),
-            activator: None,
             operator: None,
             backfiller: Job::Absent,
             verifier: Job::Absent,
-            readers: Vec::new(),
             digests: Arc::new(BTreeMap::new()),
             in_flight: BTreeMap::new(),
             next_message: 0,
@@ -548,7 +583,7 @@ impl World {
         for host in 0..world.config.hosts {
             let host =
                 Host::new(HostId(host), world.config.host.clone(), Time::ZERO).with_bugs(world.config.bugs.clone());
-            world.hosts.push(HostSlot::Up(Arc::new(host)));
+            world.base_mut().hosts.push(HostSlot::Up(Arc::new(host)));
         }
         for host in 0..world.config.hosts {
             world.drain_host(host, &mut report);
@@ -563,7 +598,7 @@ impl World {
             // The properties learn the secrets written before replication existed.
             let seeded: Vec<Observation> = (0..migration.seeded_secrets)
                 .map(|secret| {
-                    let entry = world.store.read(&Key::Secret(SecretId(secret)));
+                    let entry = world.base().store.read(&Key::Secret(SecretId(secret)));
                     let Some(Value::Secret(record)) = &entry.value else { panic!("secret {secret} was seeded") };
                     let state = secret_state(record);
                     let tenant = record.tenant.0;
@@ -572,7 +607,7 @@ impl World {
                 .collect();
             world.observe_all(&seeded, &mut report);
             for host in 0..world.config.hosts {
-                world.readers.push(None);
+                world.base_mut().readers.push(None);
                 world.start_reader(host, &mut report);
             }
             world.restart_node(NodeId::Operator, &mut report);
@@ -631,9 +666,9 @@ impl World {
         &self.history
     }
 
-    /// The remote store.
+    /// The remote store of the base cell.
     pub fn store(&self) -> &Store {
-        &self.store
+        &self.base().store
     }
 
     /// The workers that are up, by index.
@@ -649,23 +684,24 @@ impl World {
     /// Read-path counters over the whole run (migration worlds), read paths
     /// of crashed hosts included.
     pub fn read_stats(&self) -> AccessorStats {
-        self.readers
+        self.base()
+            .readers
             .iter()
             .flatten()
             .fold(self.retired_read_stats, |total, reader| add_read_stats(total, reader.accessor().stats()))
     }
 
-    /// Every host: its index, whether it is up, and its durable state.
+    /// Every host of the base cell: its index, whether it is up, and its durable state.
     pub fn hosts(&self) -> impl Iterator<Item = (u32, bool, &LocalStore)> {
-        self.hosts.iter().enumerate().map(|(index, slot)| match slot {
+        self.base().hosts.iter().enumerate().map(|(index, slot)| match slot {
             HostSlot::Up(host) => (index as u32, true, host.durable()),
             HostSlot::Down(durable) => (index as u32, false, &**durable),
         })
     }
 
-    /// The publishers that are up.
+    /// The base cell's publishers that are up.
     pub fn publishers(&self) -> impl Iterator<Item = &Publisher> {
-        self.publishers.values().filter_map(|publisher| publisher.as_deref())
+        self.base().publishers.values().filter_map(|publisher| publisher.as_deref())
     }
 
     /// Whether `node` is up.
@@ -673,13 +709,13 @@ impl World {
         match node {
             NodeId::Store | NodeId::Client => true,
             NodeId::Worker(index) => self.workers.get(index as usize).is_some_and(Option::is_some),
-            NodeId::Host(index) => matches!(self.hosts.get(index as usize), Some(HostSlot::Up(_))),
-            NodeId::Publisher(tenant) => self.publishers.get(&tenant).is_some_and(Option::is_some),
-            NodeId::Activator => self.activator.is_some(),
+            NodeId::Host(index) => matches!(self.base().hosts.get(index as usize), Some(HostSlot::Up(_))),
+            NodeId::Publisher(tenant) => self.base().publishers.get(&tenant).is_some_and(Option::is_some),
+            NodeId::Activator => self.base().activator.is_some(),
             NodeId::Operator => self.operator.is_some(),
             NodeId::Backfiller => matches!(self.backfiller, Job::Up(_)),
             NodeId::Verifier => matches!(self.verifier, Job::Up(_)),
-            NodeId::Reader(index) => self.readers.get(index as usize).is_some_and(Option::is_some),
+            NodeId::Reader(index) => self.base().readers.get(index as usize).is_some_and(Option::is_some),
         }
     }
 
@@ -687,7 +723,7 @@ impl World {
     pub fn crashable_nodes(&self) -> Vec<NodeId> {
         let mut nodes: Vec<NodeId> = (0..self.config.workers).map(NodeId::Worker).collect();
         nodes.extend((0..self.config.hosts).map(NodeId::Host));
-        nodes.extend(self.publishers.keys().map(|tenant| NodeId::Publisher(*tenant)));
+        nodes.extend(self.base().publishers.keys().map(|tenant| NodeId::Publisher(*tenant)));
         nodes.push(NodeId::Activator);
         if self.config.migration.is_some() {
             nodes.push(NodeId::Operator);
@@ -701,9 +737,9 @@ impl World {
         nodes
     }
 
-    /// The migration's read paths, by host (`None` while the host is down).
+    /// The migration's read paths, by host of the base cell (`None` while the host is down).
     pub fn readers(&self) -> impl Iterator<Item = (u32, Option<&Reader>)> {
-        self.readers.iter().enumerate().map(|(index, reader)| (index as u32, reader.as_deref()))
+        self.base().readers.iter().enumerate().map(|(index, reader)| (index as u32, reader.as_deref()))
     }
 
     /// The migration operator, when up.
@@ -729,7 +765,7 @@ impl World {
 
     /// The migration's configuration as the store holds it.
     pub fn stored_phase(&self) -> PhaseConfig {
-        let entries = PhaseConfig::KEYS.map(|key| self.store.read(&key));
+        let entries = PhaseConfig::KEYS.map(|key| self.base().store.read(&key));
         PhaseConfig::from_entries(&entries)
     }
 
@@ -845,7 +881,7 @@ impl World {
     /// world never reaches. Cheap: only hosts without a timer scan the network.
     fn stranded_hosts(&self) -> Vec<u32> {
         let mut stranded = Vec::new();
-        for (index, slot) in self.hosts.iter().enumerate() {
+        for (index, slot) in self.base().hosts.iter().enumerate() {
             let node = NodeId::Host(index as u32);
             if !matches!(slot, HostSlot::Up(_)) || self.timers.contains_key(&node) {
                 continue;
@@ -1014,7 +1050,7 @@ impl World {
                 Key::Secret(secret) => u64::from(secret.0) + 1,
                 other => panic!("a walk scans from {other:?}"),
             });
-            let stored = match self.store.read(&Key::Bookmark(walk)).value {
+            let stored = match self.base().store.read(&Key::Bookmark(walk)).value {
                 Some(Value::Bookmark(value)) => value,
                 _ => 0,
             };
@@ -1025,11 +1061,11 @@ impl World {
             // A commit is applied here rather than through `on_request` so the
             // properties can see its writes without copying the transaction.
             StoreRequest::Commit(transaction) => {
-                let outcome = Arc::make_mut(&mut self.store).commit(&transaction);
+                let outcome = Arc::make_mut(&mut self.base_mut().store).commit(&transaction);
                 self.observe_commit(from, &transaction, &outcome, report);
                 StoreReply::Commit(outcome)
             }
-            request => Arc::make_mut(&mut self.store).on_request(request),
+            request => Arc::make_mut(&mut self.base_mut().store).on_request(request),
         };
         // The reply goes back on the request's connection, to the incarnation that asked.
         let payload = Payload::StoreReply { tag, reply };
@@ -1073,7 +1109,7 @@ impl World {
             }
         }
         for (tenant, seq) in appended {
-            let event = &self.store.poll(*tenant, Seq(seq.0 - 1), 1)[0];
+            let event = &self.base().store.poll(*tenant, Seq(seq.0 - 1), 1)[0];
             let state = secret_state(&event.mutation.record);
             observations.push(Observation::Appended {
                 tenant: tenant.0,
@@ -1132,7 +1168,7 @@ impl World {
             // A cursor that went back (a broken host) applied nothing new; the
             // properties judge it from the cursor observation alone.
             let count = usize::try_from(seq.0.saturating_sub(from.0)).expect("fits");
-            let applied = self.store.poll(tenant, from, count);
+            let applied = self.base().store.poll(tenant, from, count);
             secrets.extend(applied.iter().map(|event| event.mutation.secret));
             cursors.push(Observation::HostCursor { host: index, tenant: tenant.0, seq: seq.0 });
         }
@@ -1316,8 +1352,9 @@ impl World {
             }
             NodeId::Host(index) => {
                 let durable = Arc::new(self.host(index).durable().clone());
-                self.hosts[index as usize] = HostSlot::Down(durable);
-                if let Some(reader) = self.readers.get_mut(index as usize) {
+                self.base_mut().hosts[index as usize] = HostSlot::Down(durable);
+                // The cell by field, not `base_mut()`: the loop also borrows the world's timers.
+                if let Some(reader) = self.cells[BASE_CELL].readers.get_mut(index as usize) {
                     // The read path dies with its host; its connections too.
                     if let Some(reader) = reader.take() {
                         self.retired_read_stats = add_read_stats(self.retired_read_stats, reader.accessor().stats());
@@ -1326,15 +1363,15 @@ impl World {
                     report.timers_changed.push(NodeId::Reader(index));
                     *self.incarnations.entry(NodeId::Reader(index)).or_default() += 1;
                 }
-                if let Some(activator) = &mut self.activator {
+                if let Some(activator) = &mut self.base_mut().activator {
                     Arc::make_mut(activator).on_host_liveness(HostId(index), false);
                 }
                 self.observe_all(&[Observation::HostCrashed { host: index }], report);
             }
             NodeId::Publisher(tenant) => {
-                self.publishers.insert(tenant, None);
+                self.base_mut().publishers.insert(tenant, None);
             }
-            NodeId::Activator => self.activator = None,
+            NodeId::Activator => self.base_mut().activator = None,
             NodeId::Operator => self.operator = None,
             NodeId::Backfiller => self.backfiller = Job::Down,
             NodeId::Verifier => self.verifier = Job::Down,
@@ -1355,15 +1392,15 @@ impl World {
                 }
             }
             NodeId::Host(index) => {
-                let HostSlot::Down(durable) = &self.hosts[index as usize] else { panic!("host {index} is up") };
+                let HostSlot::Down(durable) = &self.base().hosts[index as usize] else { panic!("host {index} is up") };
                 let durable = LocalStore::clone(durable);
                 let host = Host::recover(HostId(index), self.config.host.clone(), durable, now)
                     .with_bugs(self.config.bugs.clone());
-                self.hosts[index as usize] = HostSlot::Up(Arc::new(host));
+                self.base_mut().hosts[index as usize] = HostSlot::Up(Arc::new(host));
                 if self.config.migration.is_some() {
                     self.start_reader(index, report);
                 }
-                if let Some(activator) = &mut self.activator {
+                if let Some(activator) = &mut self.base_mut().activator {
                     Arc::make_mut(activator).on_host_liveness(HostId(index), true);
                 }
                 let durable = self.host(index).durable();
@@ -1379,7 +1416,7 @@ impl World {
                     ..PublisherConfig::new(TenantId(tenant))
                 };
                 let publisher = Publisher::new(config, now).with_bugs(self.config.bugs.clone());
-                self.publishers.insert(tenant, Some(Arc::new(publisher)));
+                self.base_mut().publishers.insert(tenant, Some(Arc::new(publisher)));
                 self.drain_publisher(tenant, report);
             }
             NodeId::Activator => {
@@ -1387,12 +1424,12 @@ impl World {
                 let mut config = ActivatorConfig::new(hosts, self.config.mode);
                 config.poll_interval_ns = self.config.activator_poll_interval_ns;
                 let mut activator = Activator::new(config, now).with_bugs(self.config.bugs.clone());
-                for (index, slot) in self.hosts.iter().enumerate() {
+                for (index, slot) in self.base().hosts.iter().enumerate() {
                     if matches!(slot, HostSlot::Down(_)) {
                         activator.on_host_liveness(HostId(index as u32), false);
                     }
                 }
-                self.activator = Some(Arc::new(activator));
+                self.base_mut().activator = Some(Arc::new(activator));
                 self.drain_activator(report);
             }
             NodeId::Operator => {
@@ -1582,7 +1619,7 @@ impl World {
         let phase_poll_ns = polls.get(index as usize).or(polls.last()).copied().unwrap_or(10_000_000);
         let config = ReaderConfig { phase_poll_ns, request_timeout_ns: migration.request_timeout_ns };
         let reader = Reader::new(config, self.now).with_bugs(self.config.bugs.clone());
-        self.readers[index as usize] = Some(Arc::new(reader));
+        self.base_mut().readers[index as usize] = Some(Arc::new(reader));
         self.drain_reader(index, None, report);
     }
 
@@ -1650,7 +1687,8 @@ impl World {
     }
 
     fn reader_mut(&mut self, index: u32) -> &mut Reader {
-        let reader = self.readers[index as usize].as_mut().unwrap_or_else(|| panic!("reader {index} is down"));
+        let reader =
+            self.base_mut().readers[index as usize].as_mut().unwrap_or_else(|| panic!("reader {index} is down"));
         Arc::make_mut(reader)
     }
 
@@ -1660,38 +1698,48 @@ impl World {
     }
 
     fn host(&self, index: u32) -> &Host {
-        match &self.hosts[index as usize] {
+        match &self.base().hosts[index as usize] {
             HostSlot::Up(host) => host,
             HostSlot::Down(_) => panic!("host {index} is down"),
         }
     }
 
     fn host_mut(&mut self, index: u32) -> &mut Host {
-        match &mut self.hosts[index as usize] {
+        match &mut self.base_mut().hosts[index as usize] {
             HostSlot::Up(host) => Arc::make_mut(host),
             HostSlot::Down(_) => panic!("host {index} is down"),
         }
     }
 
     fn publisher_mut(&mut self, tenant: u32) -> &mut Publisher {
-        let slot = self.publishers.get_mut(&tenant).and_then(Option::as_mut);
+        let slot = self.base_mut().publishers.get_mut(&tenant).and_then(Option::as_mut);
         Arc::make_mut(slot.unwrap_or_else(|| panic!("publisher {tenant} is down")))
     }
 
     fn activator_mut(&mut self) -> &mut Activator {
-        Arc::make_mut(self.activator.as_mut().expect("activator is down"))
+        Arc::make_mut(self.base_mut().activator.as_mut().expect("activator is down"))
+    }
+
+    /// The base cell (shard 0).
+    fn base(&self) -> &Cell {
+        &self.cells[BASE_CELL]
+    }
+
+    fn base_mut(&mut self) -> &mut Cell {
+        &mut self.cells[BASE_CELL]
     }
 
     /// The abstract view of the world, for end-of-run properties.
     pub fn view(&self) -> View {
         let mut view = View::default();
-        let secrets = self.store.scan(vault::store::Table::Secrets, None, usize::MAX);
+        let cell = self.base();
+        let secrets = cell.store.scan(vault::store::Table::Secrets, None, usize::MAX);
         for row in secrets.rows {
             if let (Key::Secret(secret), Some(Value::Secret(record))) = (row.key, &row.value) {
                 view.remote.insert(secret.0, secret_state(record));
             }
         }
-        for (index, slot) in self.hosts.iter().enumerate() {
+        for (index, slot) in cell.hosts.iter().enumerate() {
             let (live, durable) = match slot {
                 HostSlot::Up(host) => (true, host.durable()),
                 HostSlot::Down(durable) => (false, &**durable),
@@ -1716,14 +1764,10 @@ impl World {
             !matches!(message.from, NodeId::Client | NodeId::Worker(_))
                 && !matches!(message.to, NodeId::Client | NodeId::Worker(_))
         });
-        let outbox_empty = self.store.scan(vault::store::Table::Outbox, None, 1).rows.is_empty();
-        let hosts_caught_up = self.hosts.iter().all(|slot| match slot {
-            HostSlot::Up(host) => {
-                self.store.partitions().all(|tenant| host.durable().cursor(tenant) == self.store.head(tenant))
-            }
-            HostSlot::Down(_) => true,
-        });
-        let any_host_up = self.hosts.iter().any(|slot| matches!(slot, HostSlot::Up(_)));
+        let cell = self.base();
+        let outbox_empty = cell.store.scan(vault::store::Table::Outbox, None, 1).rows.is_empty();
+        let hosts_caught_up = cell.hosts_caught_up();
+        let any_host_up = cell.hosts.iter().any(|slot| matches!(slot, HostSlot::Up(_)));
         let none_creating = !any_host_up || !self.any_secret_creating();
         self.unquiet_reason(workers_idle && clients_idle, outbox_empty, hosts_caught_up, none_creating).is_none()
     }
@@ -1734,13 +1778,8 @@ impl World {
             return None;
         }
         let clients = self.workers().all(|(_, worker)| !worker.is_busy());
-        let outbox = self.store.scan(vault::store::Table::Outbox, None, 1).rows.is_empty();
-        let caught_up = self.hosts.iter().all(|slot| match slot {
-            HostSlot::Up(host) => {
-                self.store.partitions().all(|tenant| host.durable().cursor(tenant) == self.store.head(tenant))
-            }
-            HostSlot::Down(_) => true,
-        });
+        let outbox = self.base().store.scan(vault::store::Table::Outbox, None, 1).rows.is_empty();
+        let caught_up = self.base().hosts_caught_up();
         self.unquiet_reason(clients, outbox, caught_up, !self.any_secret_creating())
     }
 
@@ -1784,7 +1823,7 @@ impl World {
             Job::Up(job) => job.is_done(),
             Job::Down => false,
         };
-        let readers_learned = self.readers.iter().flatten().all(|reader| reader.phase() == Some(stored.phase));
+        let readers_learned = self.base().readers.iter().flatten().all(|reader| reader.phase() == Some(stored.phase));
         let pending = [
             (schedule_done, "the schedule"),
             (operator_idle, "the operator"),
@@ -1807,7 +1846,7 @@ impl World {
         if self.config.migration.is_some() && self.stored_phase().phase < Phase::Verify {
             return false;
         }
-        let secrets = self.store.scan(vault::store::Table::Secrets, None, usize::MAX);
+        let secrets = self.base().store.scan(vault::store::Table::Secrets, None, usize::MAX);
         secrets
             .rows
             .iter()
@@ -1944,15 +1983,11 @@ pub fn secret_state(record: &SecretRecord) -> SecretState {
 impl PartialEq for World {
     fn eq(&self, other: &World) -> bool {
         self.now == other.now
-            && self.store == other.store
+            && self.cells == other.cells
             && self.workers == other.workers
-            && self.hosts == other.hosts
-            && self.publishers == other.publishers
-            && self.activator == other.activator
             && self.operator == other.operator
             && self.backfiller == other.backfiller
             && self.verifier == other.verifier
-            && self.readers == other.readers
             && self.digests == other.digests
             && self.timers == other.timers
             && self.isolated == other.isolated
@@ -1969,17 +2004,27 @@ impl PartialEq for World {
 impl Eq for World {}
 
 impl Hash for World {
+    /// A cell's machines are hashed where they stood before cells existed, so
+    /// a one-cell world hashes exactly as it did then (the same fingerprints
+    /// in the checker). The number of cells is not hashed: a configuration
+    /// fixes it.
     fn hash<H: Hasher>(&self, state: &mut H) {
         self.now.hash(state);
-        self.store.hash(state);
+        for cell in &self.cells {
+            cell.store.hash(state);
+        }
         self.workers.hash(state);
-        self.hosts.hash(state);
-        self.publishers.hash(state);
-        self.activator.hash(state);
+        for cell in &self.cells {
+            cell.hosts.hash(state);
+            cell.publishers.hash(state);
+            cell.activator.hash(state);
+        }
         self.operator.hash(state);
         self.backfiller.hash(state);
         self.verifier.hash(state);
-        self.readers.hash(state);
+        for cell in &self.cells {
+            cell.readers.hash(state);
+        }
         self.digests.hash(state);
         self.timers.hash(state);
         self.isolated.hash(state);

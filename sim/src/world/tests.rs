@@ -137,7 +137,7 @@ fn sent_matching(world: &World, report: &StepReport, wanted: impl Fn(&Message) -
 }
 
 fn durable(world: &World, host: u32) -> LocalStore {
-    match &world.hosts[host as usize] {
+    match &world.base().hosts[host as usize] {
         HostSlot::Up(machine) => machine.durable().clone(),
         HostSlot::Down(durable) => LocalStore::clone(durable),
     }
