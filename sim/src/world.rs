@@ -499,6 +499,9 @@ pub struct StepReport {
     pub throttled_answers: Vec<(RequestId, u64)>,
 }
 
+/// Each host's last digest entry per secret, as the verifier was sent it.
+type Digests = BTreeMap<(u32, SecretId), Option<DigestEntry>>;
+
 /// The world. See the module documentation.
 #[derive(Clone, Debug)]
 pub struct World {
@@ -514,7 +517,7 @@ pub struct World {
     verifier: Job<Verifier>,
     /// The digest entry each host last sent the verifier, per secret: what a
     /// repair order was decided on (for MIG-4's observation).
-    digests: Arc<BTreeMap<(u32, SecretId), Option<DigestEntry>>>,
+    digests: Option<Arc<Digests>>,
     /// Behind `Arc`s: cheap to clone a world, cheap to move within the map.
     in_flight: BTreeMap<MessageId, Arc<Message>>,
     next_message: u64,
@@ -553,7 +556,10 @@ impl World {
             operator: None,
             backfiller: Job::Absent,
             verifier: Job::Absent,
-            digests: Arc::new(BTreeMap::new()),
+            // `None` until the first digest: an `Arc` no world ever changes would be
+            // shared by every state of a search, its count bumped by every clone on
+            // every checker thread.
+            digests: None,
             in_flight: BTreeMap::new(),
             next_message: 0,
             timers: BTreeMap::new(),
@@ -1000,9 +1006,11 @@ impl World {
             }
             (NodeId::Verifier, Payload::DigestReply { tag, digest }) => {
                 let NodeId::Host(host) = from else { panic!("a digest from {from:?}") };
-                let digests = Arc::make_mut(&mut self.digests);
-                for (secret, entry) in &digest {
-                    digests.insert((host, *secret), *entry);
+                if !digest.is_empty() {
+                    let digests = Arc::make_mut(self.digests.get_or_insert_with(Arc::default));
+                    for (secret, entry) in &digest {
+                        digests.insert((host, *secret), *entry);
+                    }
                 }
                 job_mut(&mut self.verifier).on_digest(now, tag, digest);
                 self.drain_verifier(report);
@@ -1559,7 +1567,8 @@ impl World {
                 VerifyOutput::Repair { tag, host, secret, record } => {
                     let host_had = self
                         .digests
-                        .get(&(host.0, secret))
+                        .as_ref()
+                        .and_then(|digests| digests.get(&(host.0, secret)))
                         .copied()
                         .flatten()
                         .map(|entry| (entry.version.0, entry.checksum.map(|checksum| checksum.0)));
