@@ -40,7 +40,7 @@
 //! early or twice is harmless. Replies whose tag is not the outstanding one are
 //! ignored (they answer an abandoned request).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 
 #[cfg(feature = "bugzoo")]
 use crate::bugzoo::Bug;
@@ -48,12 +48,13 @@ use crate::bugzoo::Bugs;
 use crate::interceptor::{Interceptor, InterceptorMode};
 use crate::migration::{PhaseConfig, PHASE_KEY};
 use crate::placement::{Placement, PlacementError, Placer};
+use crate::routes::RouteTable;
 use crate::store::{
     CommitOutcome, IdempotencyToken, Key, ReadEntry, StoreReply, StoreRequest, TokenRecord, Transaction, Value, Write,
 };
 use crate::types::{
-    Content, Lifecycle, Mutation, RequestTag, SecretId, SecretRecord, ShardId, TenantId, Time, VaultId, VaultRecord,
-    Version,
+    CommitSeq, Content, Lifecycle, Mutation, RequestTag, SecretId, SecretRecord, ShardId, TenantId, Time, VaultId,
+    VaultRecord, Version,
 };
 
 /// The base shard: its store holds the routing rows.
@@ -307,8 +308,9 @@ struct Plan {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Worker {
     config: WorkerConfig,
-    /// Routing rows read from the base store (they never change once written).
-    routes: Routes,
+    /// Routing rows read from or committed to the base store (they never
+    /// change once written, so they are kept for good).
+    routes: RouteTable,
     current: Option<Attempt>,
     queue: VecDeque<(RequestId, Operation)>,
     next_tag: RequestTag,
@@ -325,7 +327,7 @@ impl Worker {
         assert!(config.request_timeout_ns > 0, "a zero timeout never waits");
         Worker {
             config,
-            routes: Routes::default(),
+            routes: RouteTable::new(),
             current: None,
             queue: VecDeque::new(),
             next_tag: RequestTag::default(),
@@ -458,7 +460,7 @@ impl Worker {
             self.send(now, BASE, Step::ReadRoutes, StoreRequest::Read { keys });
             return;
         }
-        match self.routes.resolve(&attempt.operation) {
+        match resolve(&self.routes, &attempt.operation) {
             Ok(home) => {
                 attempt.home = Some(home);
                 self.read_resource(now);
@@ -468,7 +470,9 @@ impl Worker {
     }
 
     fn on_routes_read(&mut self, now: Time, entries: Vec<ReadEntry>) {
-        self.routes.learn(&entries);
+        for entry in &entries {
+            self.routes.learn(entry);
+        }
         let placer = self.config.placer.expect("a sharded worker reads routes");
         let attempt = self.current.as_mut().expect("an attempt in progress");
         match placer.place(&attempt.operation, &entries) {
@@ -503,12 +507,12 @@ impl Worker {
 
     fn on_routes_commit(&mut self, now: Time, outcome: CommitOutcome) {
         match outcome {
-            CommitOutcome::Committed { .. } => {
+            CommitOutcome::Committed { commit, .. } => {
                 self.stats.commits += 1;
                 let attempt = self.current.as_mut().expect("an attempt in progress");
                 let placement = attempt.placement.take().expect("routing rows committed for a placement");
                 attempt.home = Some(placement.shard);
-                self.routes.learn_committed(&placement);
+                learn_committed(&mut self.routes, &placement, commit);
                 self.read_resource(now);
             }
             CommitOutcome::Conflict { .. } => {
@@ -589,11 +593,11 @@ impl Worker {
 
     fn on_commit(&mut self, now: Time, outcome: CommitOutcome) {
         match outcome {
-            CommitOutcome::Committed { .. } => {
+            CommitOutcome::Committed { commit, .. } => {
                 self.stats.commits += 1;
                 let attempt = self.current.as_ref().expect("an attempt in progress");
                 if let Some(placement) = &attempt.placement {
-                    self.routes.learn_committed(placement);
+                    learn_committed(&mut self.routes, placement, commit);
                 }
                 let Ok(Decision::Mutate(plan)) = decide(&attempt.operation, &attempt.resource, self.replicates())
                 else {
@@ -682,60 +686,26 @@ impl Worker {
     }
 }
 
-/// Routing rows a sharded worker has read: vault → shard and secret → vault.
-/// Rows are never rewritten (a deleted vault keeps its route), so they are
-/// kept for good.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
-struct Routes {
-    vaults: BTreeMap<VaultId, ShardId>,
-    secrets: BTreeMap<SecretId, VaultId>,
+/// The home shard of a non-creating `operation` by the routing rows in
+/// `routes`, or the first routing key missing to resolve it.
+fn resolve(routes: &RouteTable, operation: &Operation) -> Result<ShardId, Key> {
+    let vault = match operation {
+        Operation::DeleteVault { vault } => *vault,
+        Operation::UpdateSecret { secret, .. }
+        | Operation::ScheduleDeletion { secret }
+        | Operation::DeleteSecret { secret, .. }
+        | Operation::ReadSecret { secret } => routes.vault_of(*secret).ok_or(Key::SecretRoute(*secret))?,
+        Operation::CreateVault { .. } | Operation::CreateSecret { .. } => panic!("a creation is placed, not resolved"),
+    };
+    routes.shard_of(vault).ok_or(Key::VaultRoute(vault))
 }
 
-impl Routes {
-    /// Keeps the routing rows among `entries` (read from the base store).
-    fn learn(&mut self, entries: &[ReadEntry]) {
-        for entry in entries {
-            if let Some(value) = &entry.value {
-                self.learn_row(&entry.key, value);
-            }
+/// Keeps the routing rows a placement committed at `commit` in `routes`.
+fn learn_committed(routes: &mut RouteTable, placement: &Placement, commit: CommitSeq) {
+    for write in &placement.writes {
+        if let Write::Put(key, value) = write {
+            routes.learn(&ReadEntry { key: *key, version: commit, value: Some(value.clone()) });
         }
-    }
-
-    /// Keeps the routing rows a committed placement wrote.
-    fn learn_committed(&mut self, placement: &Placement) {
-        for write in &placement.writes {
-            if let Write::Put(key, value) = write {
-                self.learn_row(key, value);
-            }
-        }
-    }
-
-    fn learn_row(&mut self, key: &Key, value: &Value) {
-        match (key, value) {
-            (Key::VaultRoute(vault), Value::VaultRoute(shard)) => {
-                self.vaults.insert(*vault, *shard);
-            }
-            (Key::SecretRoute(secret), Value::SecretRoute(vault)) => {
-                self.secrets.insert(*secret, *vault);
-            }
-            _ => {}
-        }
-    }
-
-    /// The home shard of a non-creating `operation`, or the first routing
-    /// key missing to resolve it.
-    fn resolve(&self, operation: &Operation) -> Result<ShardId, Key> {
-        let vault = match operation {
-            Operation::DeleteVault { vault } => *vault,
-            Operation::UpdateSecret { secret, .. }
-            | Operation::ScheduleDeletion { secret }
-            | Operation::DeleteSecret { secret, .. }
-            | Operation::ReadSecret { secret } => *self.secrets.get(secret).ok_or(Key::SecretRoute(*secret))?,
-            Operation::CreateVault { .. } | Operation::CreateSecret { .. } => {
-                panic!("a creation is placed, not resolved")
-            }
-        };
-        self.vaults.get(&vault).copied().ok_or(Key::VaultRoute(vault))
     }
 }
 
