@@ -347,6 +347,7 @@ impl ModelConfig {
                 .migration
                 .as_ref()
                 .map(|migration| migration_config(&migration.as_scenario(timings.request_timeout_ms), self.hosts)),
+            sharding: None,
         }
     }
 
@@ -612,12 +613,12 @@ impl CheckModel {
         let kind = match node {
             NodeId::Worker(_) => "worker",
             NodeId::Host(_) => "host",
-            NodeId::Publisher(_) => "publisher",
-            NodeId::Activator => "activator",
+            NodeId::Publisher(..) => "publisher",
+            NodeId::Activator(_) => "activator",
             NodeId::Operator => "operator",
             NodeId::Backfiller => "backfiller",
             NodeId::Verifier => "verifier",
-            NodeId::Reader(_) | NodeId::Store | NodeId::Client => return false,
+            NodeId::Reader(_) | NodeId::Router(_) | NodeId::Store(_) | NodeId::Client => return false,
         };
         self.config.crashable.iter().any(|crashable| crashable == kind)
     }

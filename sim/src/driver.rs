@@ -19,6 +19,7 @@ use model::{Observation, PropertyId, Violation};
 use vault::bugzoo::Bugs;
 use vault::host::HostConfig;
 use vault::interceptor::InterceptorMode;
+use vault::placement::PlacementPolicy;
 use vault::quota::BucketConfig;
 use vault::store::{IdempotencyToken, Key, Value};
 use vault::types::{Content, Lifecycle, SecretId, TenantId, Time, VaultId};
@@ -26,9 +27,9 @@ use vault::worker::{Operation, RequestId, WorkerConfig};
 
 use crate::random::{zipf_cumulative, SimRng};
 use crate::refinement::{Refinement, RefinementTracker};
-use crate::scenario::{Migration, Mode, Scenario};
+use crate::scenario::{Migration, Mode, Scenario, Sharding};
 use crate::trace::TraceWriter;
-use crate::world::{Action, MessageId, MigrationConfig, NodeId, StepReport, World, WorldConfig};
+use crate::world::{Action, MessageId, MigrationConfig, NodeId, ShardingConfig, StepReport, World, WorldConfig};
 
 const NS_PER_US: u64 = 1_000;
 const NS_PER_MS: u64 = 1_000_000;
@@ -148,6 +149,25 @@ pub fn world_config(scenario: &Scenario, knobs: &Knobs, bugs: &Bugs) -> WorldCon
         activator_poll_interval_ns: replication.poll_interval_ms * NS_PER_MS,
         bugs: bugs.clone(),
         migration: scenario.migration.as_ref().map(|migration| migration_config(migration, scenario.topology.hosts)),
+        sharding: scenario.sharding.as_ref().map(|sharding| sharding_config(scenario, sharding, knobs)),
+    }
+}
+
+/// The world's sharding for a scenario's `[sharding]` section.
+fn sharding_config(scenario: &Scenario, sharding: &Sharding, knobs: &Knobs) -> ShardingConfig {
+    let faults = &scenario.faults;
+    // RTE-5 judges only a world whose faults are store outages alone.
+    let outages_only = faults.crash_interval_ms == 0
+        && faults.partition_interval_ms == 0
+        && faults.pause_interval_ms == 0
+        && knobs.drop_per_million == 0
+        && knobs.duplicate_per_million == 0;
+    ShardingConfig {
+        shards: sharding.shards,
+        policy: PlacementPolicy::LeastLoaded,
+        route_timeout_ns: sharding.route_timeout_ms * NS_PER_MS,
+        lookups_max: sharding.lookups_max,
+        outages_only,
     }
 }
 
@@ -222,6 +242,10 @@ pub struct RunStats {
     pub throttled: BTreeMap<&'static str, u64>,
     /// Per tenant.
     pub tenants: BTreeMap<u32, TenantStats>,
+    /// Per home shard of the resource a request acted on (sharded
+    /// scenarios; requests whose resource had no route at issue are left
+    /// out), with a tenant's counters.
+    pub shards: BTreeMap<u32, TenantStats>,
     /// Length of the phase with client traffic, ns.
     pub traffic_ns: u64,
     /// Operations issued by kind.
@@ -326,6 +350,13 @@ enum Planned {
     BitFlip,
     /// A client reads the secret it just created (`workload.read_after_create`).
     ReadAfterCreate(SecretId),
+    /// A shard's store goes down or comes back (`sharding.outages`).
+    StoreOutage {
+        /// The shard.
+        shard: u32,
+        /// Down or back.
+        down: bool,
+    },
 }
 
 /// One simulated run in progress.
@@ -355,7 +386,7 @@ struct Simulation<'a> {
     refinement: RefinementTracker,
     zipf: Vec<u64>,
     properties: Vec<PropertyId>,
-    append_times: BTreeMap<u32, Vec<Time>>,
+    append_times: BTreeMap<(u32, u32), Vec<Time>>,
     host_cursors: BTreeMap<(u32, u32), u64>,
     lag: Vec<u64>,
     trace: Option<TraceWriter>,
@@ -481,6 +512,13 @@ impl Simulation<'_> {
             let gap = self.rng.exponential_ns(self.scenario.faults.pause_interval_ms * NS_PER_MS);
             self.schedule(Time(gap), Planned::Pause);
         }
+        if let Some(sharding) = &self.scenario.sharding {
+            for outage in &sharding.outages {
+                let (shard, at) = (outage.shard, Time(outage.at_ms * NS_PER_MS));
+                self.schedule(at, Planned::StoreOutage { shard, down: true });
+                self.schedule(at.plus_ns(outage.duration_ms * NS_PER_MS), Planned::StoreOutage { shard, down: false });
+            }
+        }
         if let Some(migration) = &self.scenario.migration {
             // The secrets written before replication existed are there to touch.
             self.secrets_created = migration.seeded_secrets;
@@ -590,6 +628,12 @@ impl Simulation<'_> {
                 (!self.world.is_isolated(node)).then_some(Action::Isolate(node))
             }
             Planned::Heal => Some(Action::Heal),
+            Planned::StoreOutage { shard, down } => {
+                // An outage still running when the fault phase ends ended with it.
+                let starts = down && !self.fault_phase;
+                (!starts && self.world.is_isolated(NodeId::Store(shard)) != down)
+                    .then_some(Action::StoreOutage { shard, down })
+            }
             Planned::EndFaultPhase => {
                 self.end_fault_phase(at);
                 None
@@ -621,8 +665,7 @@ impl Simulation<'_> {
                 self.next_request += 1;
                 self.request_tenants.push(self.tenant_of_secret(secret));
                 self.reads_after_create.insert(request);
-                let host = self.rng.below(u64::from(self.scenario.topology.hosts)) as u32;
-                Some(Action::Read { request, host, secret, at })
+                Some(self.host_read(request, secret, at))
             }
             Planned::Retry(throttled) => {
                 if !self.fault_phase {
@@ -644,6 +687,11 @@ impl Simulation<'_> {
     fn end_fault_phase(&mut self, at: Time) {
         self.fault_phase = false;
         self.schedule(at, Planned::Heal);
+        for shard in 0..self.world.shard_count() {
+            if self.world.is_isolated(NodeId::Store(shard)) {
+                self.schedule(at, Planned::StoreOutage { shard, down: false });
+            }
+        }
         for node in self.world.crashable_nodes() {
             if !self.world.is_up(node) {
                 self.schedule(at, Planned::Restart(node));
@@ -683,7 +731,7 @@ impl Simulation<'_> {
         };
         let secret = match &action {
             Action::Submit { operation, .. } => operation_secret(operation),
-            Action::Read { secret, .. } => *secret,
+            Action::Read { secret, .. } | Action::RoutedRead { secret, .. } => *secret,
             _ => unreachable!("an arrival is a client action"),
         };
         let tenant = self.tenant_of_secret(secret);
@@ -692,6 +740,20 @@ impl Simulation<'_> {
             self.submitted.insert(*request, (operation.clone(), *worker, 0));
         }
         action
+    }
+
+    /// A client's read of `secret` from a host drawn uniformly; in a sharded
+    /// world, through a base-cell host's router, as the secret's tenancy or
+    /// (`sharding.cross_tenancy_per_million`) as another one drawn uniformly.
+    fn host_read(&mut self, request: RequestId, secret: SecretId, at: Time) -> Action {
+        let host = self.rng.below(u64::from(self.scenario.topology.hosts)) as u32;
+        let Some(sharding) = &self.scenario.sharding else { return Action::Read { request, host, secret, at } };
+        let tenants = self.scenario.workload.tenants;
+        let mut caller = self.tenant_of_secret(secret);
+        if tenants > 1 && self.rng.chance_per_million(sharding.cross_tenancy_per_million) {
+            caller = (caller + 1 + self.rng.below(u64::from(tenants - 1)) as u32) % tenants;
+        }
+        Action::RoutedRead { request, host, caller: TenantId(caller), secret, at }
     }
 
     /// The tenancy of secret `s`: that of vault `s % vaults`.
@@ -770,8 +832,7 @@ impl Simulation<'_> {
     /// create goes to the secret's vault, `secret % vaults`.
     fn client_action(&mut self, kind: usize, secret: SecretId, request: RequestId, at: Time) -> Action {
         if kind == 4 {
-            let host = self.rng.below(u64::from(self.scenario.topology.hosts)) as u32;
-            return Action::Read { request, host, secret, at };
+            return self.host_read(request, secret, at);
         }
         let content = Content::new(format!("{}:{}", secret.0, request.0).as_bytes());
         let operation = match kind {
@@ -886,7 +947,7 @@ impl Simulation<'_> {
     /// happen when its service ends).
     fn served_at(&mut self, to: NodeId, arrival: Time) -> Time {
         let service_ns = self.scenario.network.store_service_us * NS_PER_US;
-        if to != NodeId::Store || service_ns == 0 {
+        if to != NodeId::Store(0) || service_ns == 0 {
             return arrival;
         }
         let done = arrival.max(self.store_busy_until).plus_ns(service_ns);
@@ -904,7 +965,7 @@ impl Simulation<'_> {
             return self.rng.between(named.latency_min_us, named.latency_max_us) * NS_PER_US;
         }
         let latency = self.rng.between(network.latency_min_us, network.latency_max_us) * NS_PER_US;
-        let touches_store = link.0 == NodeId::Store || link.1 == NodeId::Store;
+        let touches_store = matches!(link.0, NodeId::Store(_)) || matches!(link.1, NodeId::Store(_));
         if touches_store {
             latency * network.store_latency_factor
         } else {
@@ -915,7 +976,8 @@ impl Simulation<'_> {
     /// Keeps the workload's targets to secrets that exist, as the store has
     /// them once a client was told its write committed.
     fn observe_acknowledged(&mut self, secret: SecretId) {
-        let entry = self.world.store().read(&Key::Secret(secret));
+        let home = self.world.secret_home(secret).expect("an acknowledged secret is routed");
+        let entry = self.world.shard_store(home).read(&Key::Secret(secret));
         let exists = matches!(&entry.value, Some(Value::Secret(record)) if record.lifecycle != Lifecycle::Deleted);
         let known = self.live_secrets.iter().position(|live| *live == secret);
         match (exists, known) {
@@ -929,14 +991,16 @@ impl Simulation<'_> {
 
     fn observe_lag(&mut self, now: Time, observation: &Observation) {
         match observation {
-            Observation::Appended { tenant, seq, .. } => {
-                let times = self.append_times.entry(*tenant).or_default();
+            Observation::Appended { tenant, seq, secret, .. } => {
+                let shard = self.world.secret_home(SecretId(*secret)).expect("an appended secret is routed");
+                let times = self.append_times.entry((shard, *tenant)).or_default();
                 assert_eq!(times.len() as u64 + 1, *seq, "appends observed in order");
                 times.push(now);
             }
             Observation::HostCursor { host, tenant, seq } => {
                 let previous = self.host_cursors.insert((*host, *tenant), *seq).unwrap_or(0);
-                let times = self.append_times.get(tenant).map_or(&[][..], Vec::as_slice);
+                let shard = host / self.scenario.topology.hosts;
+                let times = self.append_times.get(&(shard, *tenant)).map_or(&[][..], Vec::as_slice);
                 for position in previous..(*seq).min(times.len() as u64) {
                     self.lag.push(now.0.saturating_sub(times[position as usize].0));
                 }
@@ -1002,6 +1066,14 @@ impl Simulation<'_> {
                 if served {
                     *stats.served.entry(kind).or_default() += 1;
                     tenant.served += 1;
+                }
+            }
+            if let Some(shard) = record.shard {
+                let counts = stats.shards.entry(shard).or_default();
+                counts.issued += 1;
+                if let Some((answered_at, served)) = record.answered {
+                    counts.latencies.push(answered_at.0 - record.issued_at.0);
+                    counts.served += u64::from(served);
                 }
             }
         }
@@ -1094,13 +1166,14 @@ fn node_kind(node: NodeId) -> &'static str {
     match node {
         NodeId::Worker(_) => "worker",
         NodeId::Host(_) => "host",
-        NodeId::Publisher(_) => "publisher",
-        NodeId::Activator => "activator",
+        NodeId::Publisher(..) => "publisher",
+        NodeId::Activator(_) => "activator",
         NodeId::Operator => "operator",
         NodeId::Backfiller => "backfiller",
         NodeId::Verifier => "verifier",
         NodeId::Reader(_) => "reader",
-        NodeId::Store => "store",
+        NodeId::Router(_) => "router",
+        NodeId::Store(_) => "store",
         NodeId::Client => "client",
     }
 }

@@ -107,6 +107,9 @@ pub struct Slo {
     pub p99_target_us: u64,
     /// Per tenant.
     pub tenants: BTreeMap<u32, SloLine>,
+    /// Per home shard (sharded scenarios): a shard outage's blast radius.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub shards: BTreeMap<u32, SloLine>,
     /// Per operation kind.
     pub operations: BTreeMap<String, SloLine>,
 }
@@ -194,6 +197,7 @@ impl SweepSummary {
         let mut latencies: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
         let mut lag = Vec::new();
         let mut tenants: BTreeMap<u32, (crate::driver::TenantStats, Vec<u64>)> = BTreeMap::new();
+        let mut shards: BTreeMap<u32, (u64, u64, Vec<u64>)> = BTreeMap::new();
         let mut traffic_ns = 0;
         let (mut conflicts, mut retries, mut issued, mut served) = (0, 0, 0, 0);
         for result in results {
@@ -224,6 +228,12 @@ impl SweepSummary {
                 total.served += counts.served;
                 total.throttled += counts.throttled;
                 total.throttled_within_quota += counts.throttled_within_quota;
+                samples.extend_from_slice(&counts.latencies);
+            }
+            for (shard, counts) in &stats.shards {
+                let (issued, served, samples) = shards.entry(*shard).or_default();
+                *issued += counts.issued;
+                *served += counts.served;
                 samples.extend_from_slice(&counts.latencies);
             }
             lag.extend_from_slice(&stats.replication_lag);
@@ -270,6 +280,10 @@ impl SweepSummary {
                 },
             );
             summary.slo.tenants.insert(tenant, line);
+        }
+        for (shard, (issued, served, mut samples)) in shards {
+            samples.sort_unstable();
+            summary.slo.shards.insert(shard, SloLine::new(issued, served, &samples));
         }
         lag.sort_unstable();
         summary.replication_lag_p99_us = percentile(&lag, 990) / 1_000;
@@ -362,6 +376,7 @@ impl SweepSummary {
             "budget left"
         );
         let lines = self.slo.tenants.iter().map(|(tenant, line)| (format!("tenant {tenant}"), line));
+        let lines = lines.chain(self.slo.shards.iter().map(|(shard, line)| (format!("shard {shard}"), line)));
         let lines = lines.chain(self.slo.operations.iter().map(|(kind, line)| (kind.clone(), line)));
         for (name, line) in lines {
             let met = |ok: bool| if ok { " " } else { "!" };

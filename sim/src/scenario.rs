@@ -49,6 +49,78 @@ pub struct Scenario {
     /// replicates from the start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub migration: Option<Migration>,
+    /// Shards by vault, a cell of `topology.hosts` hosts per shard; absent:
+    /// one cell holds every vault.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sharding: Option<Sharding>,
+}
+
+/// Sharding by vault (see `vault::router`): the configured vaults start
+/// placed on the shards in turn; host reads go through a base-cell host's
+/// router, which serves them or proxies them to the home shard's cell.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Sharding {
+    /// Shards, the base shard included.
+    pub shards: u32,
+    /// Host reads whose caller is another tenancy than the secret's
+    /// (cross-tenancy and on-behalf-of traffic), per million.
+    pub cross_tenancy_per_million: u32,
+    /// How long a router waits on base-store lookups for one request, ms.
+    pub route_timeout_ms: u64,
+    /// Requests a router lets wait on lookups at once.
+    pub lookups_max: usize,
+    /// Store outages during the fault phase.
+    pub outages: Vec<StoreOutage>,
+}
+
+impl Default for Sharding {
+    fn default() -> Sharding {
+        Sharding {
+            shards: 3,
+            cross_tenancy_per_million: 200_000,
+            route_timeout_ms: 200,
+            lookups_max: 16,
+            outages: Vec::new(),
+        }
+    }
+}
+
+/// One shard's store down for a while.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreOutage {
+    /// The shard.
+    pub shard: u32,
+    /// When it goes down, ms.
+    pub at_ms: u64,
+    /// For how long, ms.
+    pub duration_ms: u64,
+}
+
+impl Sharding {
+    pub(crate) fn validate(&self) -> Result<(), (String, String)> {
+        let fail = |field: &str, message: &str| Err((format!("sharding.{field}"), message.to_string()));
+        if !(1..=vault::placement::SHARDS_MAX).contains(&self.shards) {
+            return fail("shards", &format!("between 1 and {}", vault::placement::SHARDS_MAX));
+        }
+        if self.cross_tenancy_per_million > 1_000_000 {
+            return fail("cross_tenancy_per_million", "a chance per million is at most 1000000");
+        }
+        if self.route_timeout_ms == 0 {
+            return fail("route_timeout_ms", "must be at least 1 ms");
+        }
+        if self.lookups_max == 0 {
+            return fail("lookups_max", "must be at least 1");
+        }
+        if let Some(outage) = self.outages.iter().find(|outage| outage.shard >= self.shards) {
+            return fail("outages", &format!("shard {} is not one of the {} shards", outage.shard, self.shards));
+        }
+        if self.outages.iter().any(|outage| outage.duration_ms == 0) {
+            return fail("outages", "an outage lasts at least 1 ms");
+        }
+        Ok(())
+    }
 }
 
 /// A live migration (see `vault::migration`): the cell starts in phase `off`
@@ -666,6 +738,12 @@ impl Scenario {
         }
         if let Some(migration) = &self.migration {
             migration.validate()?;
+        }
+        if let Some(sharding) = &self.sharding {
+            if self.migration.is_some() {
+                return fail("sharding", "a scenario migrates or shards, not both");
+            }
+            sharding.validate()?;
         }
         Ok(())
     }

@@ -125,39 +125,51 @@ fn final_line(world: &World, quiet: bool, violations: &[model::Violation]) -> St
         .to_string()
 }
 
-/// A node's name in traces: `store`, `client`, `activator`, `worker:N`, `host:N`, `publisher:N`.
+/// A node's name in traces: `store`, `client`, `activator`, `worker:N`,
+/// `host:N`, `publisher:T`; a cell of another shard than the base names its
+/// shard: `store:S`, `activator:S`, `publisher:S.T`.
 pub fn node_name(node: NodeId) -> String {
     match node {
-        NodeId::Store => "store".into(),
+        NodeId::Store(0) => "store".into(),
+        NodeId::Store(shard) => format!("store:{shard}"),
         NodeId::Client => "client".into(),
-        NodeId::Activator => "activator".into(),
+        NodeId::Activator(0) => "activator".into(),
+        NodeId::Activator(shard) => format!("activator:{shard}"),
+        NodeId::Router(index) => format!("router:{index}"),
         NodeId::Operator => "operator".into(),
         NodeId::Backfiller => "backfiller".into(),
         NodeId::Verifier => "verifier".into(),
         NodeId::Reader(index) => format!("reader:{index}"),
         NodeId::Worker(index) => format!("worker:{index}"),
         NodeId::Host(index) => format!("host:{index}"),
-        NodeId::Publisher(tenant) => format!("publisher:{tenant}"),
+        NodeId::Publisher(0, tenant) => format!("publisher:{tenant}"),
+        NodeId::Publisher(shard, tenant) => format!("publisher:{shard}.{tenant}"),
     }
 }
 
 /// The node named `name` in a trace.
 pub fn parse_node(name: &str) -> Option<NodeId> {
     match name {
-        "store" => return Some(NodeId::Store),
+        "store" => return Some(NodeId::Store(0)),
         "client" => return Some(NodeId::Client),
-        "activator" => return Some(NodeId::Activator),
+        "activator" => return Some(NodeId::Activator(0)),
         "operator" => return Some(NodeId::Operator),
         "backfiller" => return Some(NodeId::Backfiller),
         "verifier" => return Some(NodeId::Verifier),
         _ => {}
     }
     let (kind, index) = name.split_once(':')?;
+    if let ("publisher", Some((shard, tenant))) = (kind, index.split_once('.')) {
+        return Some(NodeId::Publisher(shard.parse().ok()?, tenant.parse().ok()?));
+    }
     let index: u32 = index.parse().ok()?;
     match kind {
+        "store" => Some(NodeId::Store(index)),
+        "activator" => Some(NodeId::Activator(index)),
+        "router" => Some(NodeId::Router(index)),
         "worker" => Some(NodeId::Worker(index)),
         "host" => Some(NodeId::Host(index)),
-        "publisher" => Some(NodeId::Publisher(index)),
+        "publisher" => Some(NodeId::Publisher(0, index)),
         "reader" => Some(NodeId::Reader(index)),
         _ => None,
     }
@@ -200,6 +212,9 @@ pub fn label(message: &Message) -> String {
         Payload::RepairRequest { secret, record, .. } => format!("repair {secret} v{}", record.version.0),
         Payload::RepairReply { replaced, .. } => format!("repaired: {replaced}"),
         Payload::Applied { .. } => "applied".into(),
+        Payload::RoutedRead { request, caller, secret } => format!("req{} read {secret} as {caller}", request.0),
+        Payload::Proxied { routed } => format!("req{} proxied to shard {}", routed.request.0, routed.shard.0),
+        Payload::RouteFailed { request, outcome } => format!("req{} {outcome:?}", request.0),
     }
 }
 
@@ -242,6 +257,10 @@ pub fn action_to_json(action: &Action) -> Json {
         } }),
         Action::Rollback { at } => json!({ "rollback": { "at": at.0 } }),
         Action::Corrupt { host, secret } => json!({ "corrupt": { "host": host, "secret": secret.0 } }),
+        Action::RoutedRead { request, host, caller, secret, at } => json!({ "routed_read": {
+            "request": request.0, "host": host, "caller": caller.0, "secret": secret.0, "at": at.0,
+        } }),
+        Action::StoreOutage { shard, down } => json!({ "store_outage": { "shard": shard, "down": down } }),
     }
 }
 
@@ -359,6 +378,20 @@ pub fn action_from_json(json: &Json, line: usize) -> Result<Action, TraceError> 
         },
         "rollback" => Action::Rollback { at: Time(body_fields.u64("at")?) },
         "corrupt" => Action::Corrupt { host: body_fields.u32("host")?, secret: SecretId(body_fields.u32("secret")?) },
+        "routed_read" => Action::RoutedRead {
+            request: RequestId(body_fields.u64("request")?),
+            host: body_fields.u32("host")?,
+            caller: TenantId(body_fields.u32("caller")?),
+            secret: SecretId(body_fields.u32("secret")?),
+            at: Time(body_fields.u64("at")?),
+        },
+        "store_outage" => Action::StoreOutage {
+            shard: body_fields.u32("shard")?,
+            down: body_fields
+                .get("down")?
+                .as_bool()
+                .ok_or_else(|| body_fields.error("field `down` is not a boolean".into()))?,
+        },
         other => return Err(fields.error(format!("unknown action `{other}`"))),
     })
 }
@@ -666,13 +699,19 @@ fn render_action(
             let name = node_name(NodeId::Host(*host));
             body.push(format!("    Note over {}: bit flip in {secret}", touch(&name, participants)));
         }
-        Action::FireTimer { .. } | Action::Submit { .. } | Action::Read { .. } => {}
+        Action::StoreOutage { shard, down } => {
+            let name = node_name(NodeId::Store(*shard));
+            let what = if *down { "outage" } else { "back" };
+            body.push(format!("    Note over {}: {what}", touch(&name, participants)));
+        }
+        Action::FireTimer { .. } | Action::Submit { .. } | Action::Read { .. } | Action::RoutedRead { .. } => {}
     }
 }
 
-/// A Mermaid-safe participant id for a node name (`worker:1` → `worker_1`).
+/// A Mermaid-safe participant id for a node name (`worker:1` → `worker_1`,
+/// `publisher:1.2` → `publisher_1_2`).
 fn mermaid_id(name: &str) -> String {
-    name.replace(':', "_")
+    name.replace([':', '.'], "_")
 }
 
 #[cfg(test)]
@@ -682,12 +721,16 @@ mod tests {
     #[test]
     fn node_names_round_trip() {
         let nodes = [
-            NodeId::Store,
+            NodeId::Store(0),
             NodeId::Client,
-            NodeId::Activator,
+            NodeId::Activator(0),
             NodeId::Worker(3),
             NodeId::Host(0),
-            NodeId::Publisher(7),
+            NodeId::Publisher(0, 7),
+            NodeId::Publisher(2, 7),
+            NodeId::Store(1),
+            NodeId::Activator(3),
+            NodeId::Router(1),
         ];
         for node in nodes {
             assert_eq!(parse_node(&node_name(node)), Some(node));
@@ -703,13 +746,21 @@ mod tests {
             Action::Drop(MessageId(1)),
             Action::Duplicate(MessageId(2)),
             Action::FireTimer { node: NodeId::Host(1), at: Time(5) },
-            Action::Crash(NodeId::Publisher(2)),
-            Action::Restart(NodeId::Activator),
+            Action::Crash(NodeId::Publisher(0, 2)),
+            Action::Restart(NodeId::Activator(0)),
             Action::Isolate(NodeId::Worker(0)),
             Action::Heal,
             Action::Read { request: RequestId(8), host: 2, secret: SecretId(3), at: Time(11) },
             Action::Rollback { at: Time(12) },
             Action::Corrupt { host: 1, secret: SecretId(4) },
+            Action::RoutedRead {
+                request: RequestId(14),
+                host: 1,
+                caller: TenantId(2),
+                secret: SecretId(5),
+                at: Time(15),
+            },
+            Action::StoreOutage { shard: 2, down: true },
             Action::Crash(NodeId::Backfiller),
             Action::FireTimer { node: NodeId::Reader(2), at: Time(13) },
             Action::Submit {

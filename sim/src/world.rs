@@ -1,6 +1,19 @@
 //! The world: the control plane, the machines of each cell (one cell per
-//! shard; so far only the base cell, shard 0), the messages between them,
-//! their timers, crashed nodes, the partition, and the property checker.
+//! shard: the base cell, shard 0, and in a sharded world one more per
+//! shard), the messages between them, their timers, crashed nodes, the
+//! partition, and the property checkers.
+//!
+//! A sharded world ([`WorldConfig::sharding`]) gives each shard a cell of its
+//! own: a store with its log, `hosts` hosts, its publishers and activator,
+//! and its own [`PropertyChecker`] for the replication properties, which hold
+//! per cell (a host holds its own cell's secrets, never another's). The
+//! world's checker judges the base cell's replication, the front door and
+//! the router properties (RTE-1 … RTE-5). Workers place creations and write
+//! each resource in its home shard's store. Base-cell hosts replicate the
+//! routing rows; each has a [`Router`] (node `Router(n)`, living and dying
+//! with its host) that serves a client's routed read locally or proxies it
+//! to a host of the home shard's cell, which checks the peer ([`ProxyAuth`])
+//! before serving it. A store outage is an isolation of a store node.
 //!
 //! The world is one transition system. [`World::actions`] lists what may happen
 //! next and [`World::step`] makes one action happen; both drivers (the seeded
@@ -29,7 +42,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use model::{HostView, Observation, PropertyChecker, SecretState, View, Violation};
+use model::{HostView, Observation, PropertyChecker, RouteOutcome, RoutingOptions, SecretState, View, Violation};
 use vault::accessor::{AccessorStats, ReadError, Source};
 use vault::activator::{Activator, ActivatorConfig, ActivatorOutput};
 use vault::backfill::{BackfillConfig, BackfillOutput, Backfiller};
@@ -39,29 +52,34 @@ use vault::host::{Host, HostConfig, HostOutput, LocalRead, LocalStore};
 use vault::interceptor::InterceptorMode;
 use vault::migration::{Operator, OperatorConfig, OperatorOutput, Phase, PhaseConfig};
 use vault::migration::{BACKFILL_BOOKMARK, BOOKMARK_DONE, VERIFY_BOOKMARK};
+use vault::placement::{PlacementPolicy, Placer};
 use vault::publisher::{Publisher, PublisherConfig, PublisherOutput};
 use vault::quota::{Admission, BucketConfig, Limit, QuotaConfigError, QuotaScope, QuotaTable, QuotaTableConfig};
 use vault::reader::{Reader, ReaderConfig, ReaderOutput};
+use vault::router::{ProxyAuth, RouteError, RoutedRequest, Router, RouterConfig, RouterOutput, RouterStats};
+use vault::routes::Resource;
 use vault::store::{BookmarkId, ReadEntry};
 use vault::store::{CommitOutcome, Key, Store, StoreReply, StoreRequest, Transaction, Value, Write};
 use vault::types::{Content, HostId, Lifecycle, RequestTag, SecretId, SecretRecord, Seq, TenantId, Time, VaultId};
-use vault::types::{ShardId, VaultRecord, Version};
+use vault::types::{ShardId, ShardRecord, ShardState, VaultRecord, Version};
 use vault::verify::{Verifier, VerifyConfig, VerifyOutput};
 use vault::worker::{ClientError, Done, Operation, RequestId, Worker, WorkerConfig, WorkerOutput, WorkerStats};
 
 /// A node of the world.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum NodeId {
-    /// The remote store of the cell.
-    Store,
+    /// The remote store of a shard (0: the base shard, which also holds the
+    /// routing metadata of a sharded world).
+    Store(u32),
     /// A control-plane worker.
     Worker(u32),
-    /// A data-plane host.
+    /// A data-plane host, by its index in the world: the hosts of shard `s`'s
+    /// cell are `s × hosts .. (s + 1) × hosts`.
     Host(u32),
-    /// The publisher of a tenancy's partition (async mode).
-    Publisher(u32),
-    /// The cell's activator.
-    Activator,
+    /// The publisher of a tenancy's partition (async mode): (shard, tenancy).
+    Publisher(u32, u32),
+    /// A shard's activator.
+    Activator(u32),
     /// The migration operator (migration worlds only).
     Operator,
     /// The backfill job, while the stored phase is `Backfill`.
@@ -72,6 +90,9 @@ pub enum NodeId {
     Reader(u32),
     /// The clients (one endpoint for all; requests are told apart by id).
     Client,
+    /// A base-cell host's router (sharded worlds only); it lives and dies
+    /// with its host.
+    Router(u32),
 }
 
 /// What a message carries.
@@ -150,6 +171,28 @@ pub enum Payload {
         /// Whether the host replaced its entry.
         replaced: bool,
     },
+    /// A client read sent to a base-cell host's router (sharded worlds), as
+    /// tenancy `caller`, which need not own the secret.
+    RoutedRead {
+        /// The client's id for it.
+        request: RequestId,
+        /// The caller's tenancy.
+        caller: TenantId,
+        /// The secret.
+        secret: SecretId,
+    },
+    /// A read a base-cell host's router proxies to a host of its home shard.
+    Proxied {
+        /// The request with its route.
+        routed: RoutedRequest,
+    },
+    /// A routed read that no cell served: the router's or a cell's refusal.
+    RouteFailed {
+        /// The request answered.
+        request: RequestId,
+        /// Why (never `Served`).
+        outcome: RouteOutcome,
+    },
     /// A host's report of its cursors to the activator.
     Applied {
         /// The host.
@@ -207,8 +250,9 @@ pub enum Action {
     /// Restart a crashed node from its durable state.
     Restart(NodeId),
     /// Cut a node off: messages from or to it are lost while it is isolated.
+    /// Not a store: a store's outage is [`Action::StoreOutage`].
     Isolate(NodeId),
-    /// End every isolation.
+    /// End every isolation (not a store's outage).
     Heal,
     /// A client sends an operation to a worker at time `at`.
     Submit {
@@ -244,6 +288,28 @@ pub enum Action {
         /// Arrival time.
         at: Time,
     },
+    /// A client of tenancy `caller` reads a secret through a base-cell host's
+    /// router at time `at` (sharded worlds).
+    RoutedRead {
+        /// The client's id for the request.
+        request: RequestId,
+        /// The base-cell host.
+        host: u32,
+        /// The caller's tenancy (not necessarily the secret's).
+        caller: TenantId,
+        /// The secret.
+        secret: SecretId,
+        /// Arrival time.
+        at: Time,
+    },
+    /// A shard's store goes down (`down`) or comes back: every message to or
+    /// from it is lost meanwhile. Its state is durable and stays.
+    StoreOutage {
+        /// The shard.
+        shard: u32,
+        /// Down or back.
+        down: bool,
+    },
 }
 
 /// The shape and knobs of a world.
@@ -272,6 +338,26 @@ pub struct WorldConfig {
     /// A live migration of the cell onto its hosts; `None`: the cell
     /// replicates from the start and hosts serve every read locally.
     pub migration: Option<MigrationConfig>,
+    /// Shards by vault, a cell per shard; `None`: one cell holds every vault.
+    /// A world does not both migrate and shard.
+    pub sharding: Option<ShardingConfig>,
+}
+
+/// A sharded world: `shards` cells of `WorldConfig::hosts` hosts each. The
+/// configured vaults start placed in turn (vault `i` on shard `i mod
+/// shards`), every shard registered `Ready` with its cell serving.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ShardingConfig {
+    /// Shards, the base shard included.
+    pub shards: u32,
+    /// How workers place new vaults.
+    pub policy: PlacementPolicy,
+    /// How long a router waits on base-store lookups for one request.
+    pub route_timeout_ns: u64,
+    /// Requests a router lets wait on lookups at once.
+    pub lookups_max: usize,
+    /// The world's only faults are store outages (RTE-5 judges only then).
+    pub outages_only: bool,
 }
 
 /// A live migration in the world (see `vault::migration`): the cell starts in
@@ -327,16 +413,18 @@ enum HostSlot {
 }
 
 /// The machines that exist once per shard: the shard's remote store (with
-/// its log), the cell's hosts with their read paths, the publishers of its
-/// log partitions and its activator. Control-plane workers and the
-/// migration's operator and jobs are not a cell's: they belong to the world.
+/// its log), the cell's hosts with their read paths and routers, the
+/// publishers of its log partitions and its activator. Control-plane
+/// workers and the migration's operator and jobs are not a cell's: they
+/// belong to the world.
 ///
 /// Each machine sits behind its own `Arc`, as before cells existed, so a
 /// world clone copies pointers and a step copies only what it touches. The
-/// world has one cell today, the base cell (shard 0), held inline: a `Vec`
-/// of cells would allocate on every world clone, which the checker makes on
-/// every transition (+2.6 % instructions under callgrind).
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// base cell (shard 0) is held inline and the others in a `Vec` that is
+/// empty unless the world shards: a `Vec` holding the base cell too would
+/// allocate on every world clone, which the checker makes on every
+/// transition (+2.6 % instructions under callgrind).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct Cell {
     /// The remote store of the cell's shard.
     store: Arc<Store>,
@@ -346,9 +434,27 @@ struct Cell {
     activator: Option<Arc<Activator>>,
     /// Each host's read path (migration worlds), `None` while the host is down.
     readers: Vec<Option<Arc<Reader>>>,
+    /// Each host's router (the base cell of a sharded world), `None` while
+    /// the host is down.
+    routers: Vec<Option<Arc<Router>>>,
+    /// The replication properties of this cell's log and hosts; `None` for
+    /// the base cell, whose are the world's checker's.
+    properties: Option<Arc<PropertyChecker>>,
 }
 
 impl Cell {
+    fn new(store: Store) -> Cell {
+        Cell {
+            store: Arc::new(store),
+            hosts: Vec::new(),
+            publishers: BTreeMap::new(),
+            activator: None,
+            readers: Vec::new(),
+            routers: Vec::new(),
+            properties: None,
+        }
+    }
+
     /// Whether every up host of the cell is at its store's log head in every partition.
     fn hosts_caught_up(&self) -> bool {
         self.hosts.iter().all(|slot| match slot {
@@ -385,6 +491,9 @@ pub struct OperationRecord {
     /// In a migrating world, for a host read: where the read path answered
     /// it from (the first answer).
     pub source: Option<Source>,
+    /// In a sharded world: the home shard of the vault the request acts on,
+    /// when the base store had its route at issue (for per-shard availability).
+    pub shard: Option<u32>,
 }
 
 /// A throttled request: who refused it and the retry-after the client was told.
@@ -506,9 +615,10 @@ type Digests = BTreeMap<(u32, SecretId), Option<DigestEntry>>;
 pub struct World {
     config: Arc<WorldConfig>,
     now: Time,
-    /// The base cell (shard 0), the only one so far; the cells of other
-    /// shards join it when the world shards (issue 6).
+    /// The base cell (shard 0).
     base: Cell,
+    /// The cells of shards 1 and up (sharded worlds only).
+    shards: Vec<Cell>,
     workers: Vec<Option<Arc<Worker>>>,
     /// The migration operator, when the world migrates and it is up. It and
     /// the jobs migrate the base cell.
@@ -542,16 +652,25 @@ impl World {
     pub fn new(config: WorldConfig) -> World {
         assert!(config.workers > 0, "a world needs a worker");
         assert!(config.hosts > 0, "a world needs a host");
+        assert!(
+            config.migration.is_none() || config.sharding.is_none(),
+            "a world migrates or shards, not both (not designed yet)"
+        );
         let host_ids: Vec<u32> = (0..config.hosts).collect();
+        let mut stores = stores_with_vaults(&config, &config.bugs).into_iter();
+        let base = Cell::new(stores.next().expect("a base store"));
+        let shards: Vec<Cell> = stores
+            .enumerate()
+            .map(|(index, store)| {
+                let shard = index as u32 + 1;
+                let hosts: Vec<u32> = (shard * config.hosts..(shard + 1) * config.hosts).collect();
+                Cell { properties: Some(Arc::new(PropertyChecker::new(&hosts))), ..Cell::new(store) }
+            })
+            .collect();
         let mut world = World {
             now: Time::ZERO,
-            base: Cell {
-                store: Arc::new(store_with_vaults(&config, &config.bugs)),
-                hosts: Vec::new(),
-                publishers: BTreeMap::new(),
-                activator: None,
-                readers: Vec::new(),
-            },
+            base,
+            shards,
             workers: Vec::new(),
             operator: None,
             backfiller: Job::Absent,
@@ -574,7 +693,11 @@ impl World {
                         None => checker,
                     }
                 }
-                None => PropertyChecker::new(&host_ids),
+                None => match &config.sharding {
+                    Some(sharding) => PropertyChecker::new(&host_ids)
+                        .with_routing(RoutingOptions { outages_only: sharding.outages_only }),
+                    None => PropertyChecker::new(&host_ids),
+                },
             }),
             front_door: None,
             retired_worker_stats: WorkerStats::default(),
@@ -583,23 +706,34 @@ impl World {
             config: Arc::new(config),
         };
         let mut report = StepReport::default();
+        world.observe_all(&world.initial_routing(), &mut report);
         for worker in 0..world.config.workers {
             world.restart_node(NodeId::Worker(worker), &mut report);
         }
-        for host in 0..world.config.hosts {
-            let host =
-                Host::new(HostId(host), world.config.host.clone(), Time::ZERO).with_bugs(world.config.bugs.clone());
-            world.base_mut().hosts.push(HostSlot::Up(Arc::new(host)));
-        }
-        for host in 0..world.config.hosts {
-            world.drain_host(host, &mut report);
-        }
-        if world.config.mode == InterceptorMode::Async {
-            for tenant in world.config.tenants() {
-                world.restart_node(NodeId::Publisher(tenant.0), &mut report);
+        let shards = world.shard_count();
+        for shard in 0..shards {
+            for local in 0..world.config.hosts {
+                let index = shard * world.config.hosts + local;
+                let config = world.host_config(index);
+                let host = Host::new(HostId(index), config, Time::ZERO).with_bugs(world.config.bugs.clone());
+                world.cell_mut(shard).hosts.push(HostSlot::Up(Arc::new(host)));
+                if world.is_router_host(index) {
+                    world.base_mut().routers.push(None);
+                    world.start_router(index);
+                }
             }
         }
-        world.restart_node(NodeId::Activator, &mut report);
+        for host in 0..shards * world.config.hosts {
+            world.drain_host(host, &mut report);
+        }
+        for shard in 0..shards {
+            if world.config.mode == InterceptorMode::Async {
+                for tenant in world.config.tenants() {
+                    world.restart_node(NodeId::Publisher(shard, tenant.0), &mut report);
+                }
+            }
+            world.restart_node(NodeId::Activator(shard), &mut report);
+        }
         if let Some(migration) = &world.config.migration {
             // The properties learn the secrets written before replication existed.
             let seeded: Vec<Observation> = (0..migration.seeded_secrets)
@@ -677,6 +811,17 @@ impl World {
         &self.base().store
     }
 
+    /// The remote store of `shard` (0: the base cell's).
+    pub fn shard_store(&self, shard: u32) -> &Store {
+        &self.cell(shard).store
+    }
+
+    /// Router counters of the base cell's hosts that are up (sharded worlds).
+    pub fn router_stats(&self) -> Vec<(u32, RouterStats)> {
+        let routers = self.base().routers.iter().enumerate();
+        routers.filter_map(|(index, router)| Some((index as u32, router.as_deref()?.stats()))).collect()
+    }
+
     /// The workers that are up, by index.
     pub fn workers(&self) -> impl Iterator<Item = (u32, &Worker)> {
         self.workers.iter().enumerate().filter_map(|(index, worker)| Some((index as u32, worker.as_deref()?)))
@@ -699,9 +844,16 @@ impl World {
 
     /// Every host of the base cell: its index, whether it is up, and its durable state.
     pub fn hosts(&self) -> impl Iterator<Item = (u32, bool, &LocalStore)> {
-        self.base().hosts.iter().enumerate().map(|(index, slot)| match slot {
-            HostSlot::Up(host) => (index as u32, true, host.durable()),
-            HostSlot::Down(durable) => (index as u32, false, &**durable),
+        self.cell_hosts(0)
+    }
+
+    /// Every host of `shard`'s cell: its index in the world, whether it is
+    /// up, and its durable state.
+    pub fn cell_hosts(&self, shard: u32) -> impl Iterator<Item = (u32, bool, &LocalStore)> {
+        let first = shard * self.config.hosts;
+        self.cell(shard).hosts.iter().enumerate().map(move |(local, slot)| match slot {
+            HostSlot::Up(host) => (first + local as u32, true, host.durable()),
+            HostSlot::Down(durable) => (first + local as u32, false, &**durable),
         })
     }
 
@@ -713,11 +865,16 @@ impl World {
     /// Whether `node` is up.
     pub fn is_up(&self, node: NodeId) -> bool {
         match node {
-            NodeId::Store | NodeId::Client => true,
+            NodeId::Store(_) | NodeId::Client => true,
             NodeId::Worker(index) => self.workers.get(index as usize).is_some_and(Option::is_some),
-            NodeId::Host(index) => matches!(self.base().hosts.get(index as usize), Some(HostSlot::Up(_))),
-            NodeId::Publisher(tenant) => self.base().publishers.get(&tenant).is_some_and(Option::is_some),
-            NodeId::Activator => self.base().activator.is_some(),
+            NodeId::Host(index) => {
+                index < self.shard_count() * self.config.hosts && matches!(self.host_slot(index), HostSlot::Up(_))
+            }
+            NodeId::Publisher(shard, tenant) => {
+                shard < self.shard_count() && self.cell(shard).publishers.get(&tenant).is_some_and(Option::is_some)
+            }
+            NodeId::Activator(shard) => shard < self.shard_count() && self.cell(shard).activator.is_some(),
+            NodeId::Router(index) => self.base().routers.get(index as usize).is_some_and(Option::is_some),
             NodeId::Operator => self.operator.is_some(),
             NodeId::Backfiller => matches!(self.backfiller, Job::Up(_)),
             NodeId::Verifier => matches!(self.verifier, Job::Up(_)),
@@ -728,9 +885,11 @@ impl World {
     /// Nodes that can crash and restart.
     pub fn crashable_nodes(&self) -> Vec<NodeId> {
         let mut nodes: Vec<NodeId> = (0..self.config.workers).map(NodeId::Worker).collect();
-        nodes.extend((0..self.config.hosts).map(NodeId::Host));
-        nodes.extend(self.base().publishers.keys().map(|tenant| NodeId::Publisher(*tenant)));
-        nodes.push(NodeId::Activator);
+        nodes.extend((0..self.shard_count() * self.config.hosts).map(NodeId::Host));
+        for shard in 0..self.shard_count() {
+            nodes.extend(self.cell(shard).publishers.keys().map(|tenant| NodeId::Publisher(shard, *tenant)));
+            nodes.push(NodeId::Activator(shard));
+        }
         if self.config.migration.is_some() {
             nodes.push(NodeId::Operator);
             if self.backfiller != Job::Absent {
@@ -799,7 +958,7 @@ impl World {
                 actions.push(Action::Isolate(node));
             }
         }
-        if !self.isolated.is_empty() {
+        if self.isolated.iter().any(|node| !matches!(node, NodeId::Store(_))) {
             actions.push(Action::Heal);
         }
         actions
@@ -841,9 +1000,11 @@ impl World {
                 self.restart_node(*node, &mut report);
             }
             Action::Isolate(node) => {
+                assert!(!matches!(node, NodeId::Store(_)), "a store's outage is `Action::StoreOutage`");
                 self.isolated.insert(*node);
             }
-            Action::Heal => self.isolated.clear(),
+            // Store outages end by their own action.
+            Action::Heal => self.isolated.retain(|node| matches!(node, NodeId::Store(_))),
             Action::Rollback { at } => {
                 self.advance(*at);
                 let now = self.now;
@@ -855,6 +1016,9 @@ impl World {
             Action::Submit { request, worker, operation, at } => {
                 self.advance(*at);
                 self.record_issue(*request, OperationKind::of(operation));
+                if let Some(shard) = self.operation_home(operation) {
+                    Arc::make_mut(&mut self.history).get_mut(request).expect("just recorded").shard = Some(shard);
+                }
                 if let Some(front_door) = &mut self.front_door {
                     let tenant = Arc::make_mut(front_door).tenant_of(operation);
                     let history = Arc::make_mut(&mut self.history);
@@ -869,14 +1033,36 @@ impl World {
                 let payload = Payload::HostRead { request: *request, secret: *secret };
                 report.sent.push(self.send(NodeId::Client, NodeId::Host(*host), payload));
             }
+            Action::RoutedRead { request, host, caller, secret, at } => {
+                assert!(self.is_router_host(*host), "a routed read goes to a base-cell host of a sharded world");
+                self.advance(*at);
+                self.record_issue(*request, OperationKind::HostRead);
+                // The world's truth: the vault the secret was created in, if its route is committed.
+                if let Some(vault) = self.secret_vault(*secret) {
+                    let shard = self.vault_home(vault);
+                    Arc::make_mut(&mut self.history).get_mut(request).expect("just recorded").shard = shard;
+                    let requested =
+                        Observation::RouteRequested { request: request.0, vault: vault.0, caller: caller.0 };
+                    self.observe_all(&[requested], &mut report);
+                }
+                let payload = Payload::RoutedRead { request: *request, caller: *caller, secret: *secret };
+                report.sent.push(self.send(NodeId::Client, NodeId::Host(*host), payload));
+            }
+            Action::StoreOutage { shard, down } => {
+                assert!(*shard < self.shard_count(), "no shard {shard}");
+                let store = NodeId::Store(*shard);
+                let changed = if *down { self.isolated.insert(store) } else { self.isolated.remove(&store) };
+                if changed {
+                    self.observe_all(&[Observation::StoreOutage { shard: *shard, down: *down }], &mut report);
+                }
+            }
         }
-        let stranded: Vec<Observation> = self
-            .stranded_hosts()
-            .into_iter()
-            .filter(|host| !stranded_before.contains(host))
-            .map(|host| Observation::HostStranded { host })
-            .collect();
-        self.observe_all(&stranded, &mut report);
+        for host in self.stranded_hosts() {
+            if !stranded_before.contains(&host) {
+                let shard = self.host_place(host).0;
+                self.observe_in(shard, &[Observation::HostStranded { host }], &mut report);
+            }
+        }
         report
     }
 
@@ -887,7 +1073,8 @@ impl World {
     /// world never reaches. Cheap: only hosts without a timer scan the network.
     fn stranded_hosts(&self) -> Vec<u32> {
         let mut stranded = Vec::new();
-        for (index, slot) in self.base().hosts.iter().enumerate() {
+        let hosts = (0..self.shard_count()).flat_map(|shard| self.cell(shard).hosts.iter());
+        for (index, slot) in hosts.enumerate() {
             let node = NodeId::Host(index as u32);
             if !matches!(slot, HostSlot::Up(_)) || self.timers.contains_key(&node) {
                 continue;
@@ -918,6 +1105,7 @@ impl World {
             throttled: None,
             phase,
             source: None,
+            shard: None,
         };
         let previous = Arc::make_mut(&mut self.history).insert(request, record);
         assert!(previous.is_none(), "request id {request:?} reused");
@@ -950,9 +1138,9 @@ impl World {
     }
 
     fn deliver(&mut self, message: Message, id: MessageId, report: &mut StepReport) {
-        // A host's read path is cut off with its host.
+        // A host's read path and router are cut off with their host.
         let isolated = |node: NodeId| match node {
-            NodeId::Reader(index) => self.isolated.contains(&NodeId::Host(index)),
+            NodeId::Reader(index) | NodeId::Router(index) => self.isolated.contains(&NodeId::Host(index)),
             node => self.isolated.contains(&node),
         };
         let cut = isolated(message.from) || isolated(message.to);
@@ -964,8 +1152,8 @@ impl World {
         let Message { from, from_incarnation, to, payload, .. } = message;
         let now = self.now;
         match (to, payload) {
-            (NodeId::Store, Payload::StoreRequest { tag, request }) => {
-                self.on_store_request(from, from_incarnation, tag, request, report);
+            (NodeId::Store(shard), Payload::StoreRequest { tag, request }) => {
+                self.on_store_request(shard, from, from_incarnation, tag, request, report);
             }
             (NodeId::Worker(index), Payload::StoreReply { tag, reply }) => {
                 self.worker_mut(index).on_store_reply(now, tag, reply);
@@ -981,16 +1169,28 @@ impl World {
             (NodeId::Host(index), Payload::HostRead { request, secret }) => {
                 self.on_host_read(index, request, secret, report);
             }
-            (NodeId::Publisher(tenant), Payload::StoreReply { tag, reply }) => {
-                self.publisher_mut(tenant).on_store_reply(now, tag, reply);
-                self.drain_publisher(tenant, report);
+            (NodeId::Host(index), Payload::RoutedRead { request, caller, secret }) => {
+                self.router_mut(index).on_request(now, request, caller, Resource::Secret(secret));
+                self.drain_router(index, report);
             }
-            (NodeId::Activator, Payload::StoreReply { tag, reply }) => {
-                self.activator_mut().on_store_reply(now, tag, reply);
-                self.drain_activator(report);
+            (NodeId::Host(index), Payload::Proxied { routed }) => {
+                let NodeId::Host(peer) = from else { panic!("a proxied request from {from:?}") };
+                self.on_proxied(index, peer, routed, report);
             }
-            (NodeId::Activator, Payload::Applied { host, cursors }) => {
-                self.activator_mut().on_host_applied(host, &cursors);
+            (NodeId::Router(index), Payload::StoreReply { tag, reply }) => {
+                self.router_mut(index).on_store_reply(now, tag, reply);
+                self.drain_router(index, report);
+            }
+            (NodeId::Publisher(shard, tenant), Payload::StoreReply { tag, reply }) => {
+                self.publisher_mut(shard, tenant).on_store_reply(now, tag, reply);
+                self.drain_publisher(shard, tenant, report);
+            }
+            (NodeId::Activator(shard), Payload::StoreReply { tag, reply }) => {
+                self.activator_mut(shard).on_store_reply(now, tag, reply);
+                self.drain_activator(shard, report);
+            }
+            (NodeId::Activator(shard), Payload::Applied { host, cursors }) => {
+                self.activator_mut(shard).on_host_applied(host, &cursors);
             }
             (NodeId::Operator, Payload::StoreReply { tag, reply }) => {
                 self.operator_mut().on_store_reply(now, tag, reply);
@@ -1038,12 +1238,17 @@ impl World {
             }
             (NodeId::Client, Payload::ClientAnswer { request, result }) => self.on_answer(request, &result, report),
             (NodeId::Client, Payload::HostReadAnswer { request, read }) => self.record_answer(request, read.is_ok()),
+            (NodeId::Client, Payload::RouteFailed { request, outcome }) => {
+                // A route that does not exist is the service's answer; the others failed the client.
+                self.record_answer(request, outcome == RouteOutcome::NotFound);
+            }
             (to, payload) => panic!("{to:?} cannot receive {payload:?}"),
         }
     }
 
     fn on_store_request(
         &mut self,
+        shard: u32,
         from: NodeId,
         from_incarnation: u32,
         tag: RequestTag,
@@ -1069,19 +1274,20 @@ impl World {
             // A commit is applied here rather than through `on_request` so the
             // properties can see its writes without copying the transaction.
             StoreRequest::Commit(transaction) => {
-                let outcome = Arc::make_mut(&mut self.base_mut().store).commit(&transaction);
-                self.observe_commit(from, &transaction, &outcome, report);
+                let outcome = Arc::make_mut(&mut self.cell_mut(shard).store).commit(&transaction);
+                self.observe_commit(shard, from, &transaction, &outcome, report);
                 StoreReply::Commit(outcome)
             }
-            request => Arc::make_mut(&mut self.base_mut().store).on_request(request),
+            request => Arc::make_mut(&mut self.cell_mut(shard).store).on_request(request),
         };
         // The reply goes back on the request's connection, to the incarnation that asked.
         let payload = Payload::StoreReply { tag, reply };
-        report.sent.push(self.send_to_incarnation(NodeId::Store, from, from_incarnation, payload));
+        report.sent.push(self.send_to_incarnation(NodeId::Store(shard), from, from_incarnation, payload));
     }
 
     fn observe_commit(
         &mut self,
+        shard: u32,
         from: NodeId,
         transaction: &Transaction,
         outcome: &CommitOutcome,
@@ -1117,7 +1323,7 @@ impl World {
             }
         }
         for (tenant, seq) in appended {
-            let event = &self.base().store.poll(*tenant, Seq(seq.0 - 1), 1)[0];
+            let event = &self.cell(shard).store.poll(*tenant, Seq(seq.0 - 1), 1)[0];
             let state = secret_state(&event.mutation.record);
             observations.push(Observation::Appended {
                 tenant: tenant.0,
@@ -1149,7 +1355,11 @@ impl World {
                 since: stored.since.map(|since| since.0),
             });
         }
-        self.observe_all(&observations, report);
+        self.observe_in(shard, &observations, report);
+        if self.config.sharding.is_some() {
+            let routing = routing_observations(shard, transaction);
+            self.observe_all(&routing, report);
+        }
         if phase_written {
             self.reconcile_jobs(report);
         }
@@ -1163,8 +1373,11 @@ impl World {
     /// cursors. Unchanged records are reported too, which no property minds.
     fn on_host_reply(&mut self, index: u32, tag: RequestTag, reply: StoreReply, report: &mut StepReport) {
         let before: BTreeMap<TenantId, Seq> = self.host(index).durable().cursors().into_iter().collect();
+        let routes_before = self.host(index).durable().routes().cursor();
         let now = self.now;
         self.host_mut(index).on_store_reply(now, tag, reply);
+        self.feed_router(index, routes_before);
+        let shard = self.host_place(index).0;
         let after = self.host(index).durable();
         let mut secrets = BTreeSet::new();
         let mut cursors = Vec::new();
@@ -1176,7 +1389,7 @@ impl World {
             // A cursor that went back (a broken host) applied nothing new; the
             // properties judge it from the cursor observation alone.
             let count = usize::try_from(seq.0.saturating_sub(from.0)).expect("fits");
-            let applied = self.base().store.poll(tenant, from, count);
+            let applied = self.cell(shard).store.poll(tenant, from, count);
             secrets.extend(applied.iter().map(|event| event.mutation.secret));
             cursors.push(Observation::HostCursor { host: index, tenant: tenant.0, seq: seq.0 });
         }
@@ -1190,8 +1403,95 @@ impl World {
             })
             .collect();
         observations.extend(cursors);
-        self.observe_all(&observations, report);
+        self.observe_in(shard, &observations, report);
         self.drain_host(index, report);
+    }
+
+    /// Hands host `index`'s router the routing events its host applied
+    /// since its route cursor stood at `before`: the base store's routing
+    /// partition between the two cursors, so router and host keep one table.
+    fn feed_router(&mut self, index: u32, before: Seq) {
+        let after = self.host(index).durable().routes().cursor();
+        if after == before || !self.is_router_host(index) {
+            return;
+        }
+        let count = usize::try_from(after.0 - before.0).expect("fits");
+        let events = self.base.store.poll_routes(before, count).to_vec();
+        let router = self.router_mut(index);
+        for event in &events {
+            router.on_route_event(event);
+        }
+    }
+
+    /// A proxied read reached host `index` from host `peer`: the cell checks
+    /// the peer and the shard, then serves the read from the host's local
+    /// store, answering the client.
+    fn on_proxied(&mut self, index: u32, peer: u32, routed: RoutedRequest, report: &mut StepReport) {
+        let shard = self.host_place(index).0;
+        let peers = (0..self.config.hosts).map(HostId).collect();
+        let auth = ProxyAuth::new(ShardId(shard), peers);
+        let request = routed.request;
+        if auth.check(HostId(peer), &routed).is_err() {
+            let outcome = RouteOutcome::Refused;
+            let answered = Observation::RequestAnswered { request: request.0, shard: Some(shard), outcome };
+            self.observe_all(&[answered], report);
+            let payload = Payload::RouteFailed { request, outcome };
+            report.sent.push(self.send(NodeId::Host(index), NodeId::Client, payload));
+            return;
+        }
+        self.serve_routed(index, routed, report);
+    }
+
+    /// Host `index` serves a routed read from its local store and answers the client.
+    fn serve_routed(&mut self, index: u32, routed: RoutedRequest, report: &mut StepReport) {
+        let shard = self.host_place(index).0;
+        let Resource::Secret(secret) = routed.target else { panic!("the world routes secret reads only") };
+        let read = self.host(index).read(secret);
+        let found = match &read {
+            LocalRead::Found(record) => Some(secret_state(record)),
+            LocalRead::Missing => None,
+        };
+        self.observe_in(shard, &[Observation::HostRead { host: index, secret: secret.0, found }], report);
+        let outcome = RouteOutcome::Served;
+        let answered = Observation::RequestAnswered { request: routed.request.0, shard: Some(shard), outcome };
+        self.observe_all(&[answered], report);
+        let payload = Payload::HostReadAnswer { request: routed.request, read: Ok(read) };
+        report.sent.push(self.send(NodeId::Host(index), NodeId::Client, payload));
+    }
+
+    fn drain_router(&mut self, index: u32, report: &mut StepReport) {
+        let node = NodeId::Router(index);
+        while let Some(output) = self.router_mut(index).poll_output() {
+            match output {
+                RouterOutput::Serve(routed) => {
+                    let routed_to = Observation::Routed { host: index, request: routed.request.0, shard: 0 };
+                    self.observe_all(&[routed_to], report);
+                    self.serve_routed(index, routed, report);
+                }
+                RouterOutput::Proxy(routed) => {
+                    let shard = routed.shard.0;
+                    let routed_to = Observation::Routed { host: index, request: routed.request.0, shard };
+                    self.observe_all(&[routed_to], report);
+                    // The home cell's host in the same place as this one.
+                    let target = shard * self.config.hosts + index % self.config.hosts;
+                    let payload = Payload::Proxied { routed };
+                    report.sent.push(self.send(NodeId::Host(index), NodeId::Host(target), payload));
+                }
+                RouterOutput::Store { tag, request } => self.send_store_request(node, 0, tag, request, report),
+                RouterOutput::Timer { deadline } => self.arm_timer(node, deadline, report),
+                RouterOutput::Answer { request, error } => {
+                    let outcome = match error {
+                        RouteError::NotFound => RouteOutcome::NotFound,
+                        RouteError::Unavailable => RouteOutcome::Unavailable,
+                        RouteError::Busy => RouteOutcome::Busy,
+                    };
+                    let answered = Observation::RequestAnswered { request: request.0, shard: None, outcome };
+                    self.observe_all(&[answered], report);
+                    let payload = Payload::RouteFailed { request, outcome };
+                    report.sent.push(self.send(NodeId::Host(index), NodeId::Client, payload));
+                }
+            }
+        }
     }
 
     fn on_host_read(&mut self, index: u32, request: RequestId, secret: SecretId, report: &mut StepReport) {
@@ -1206,7 +1506,8 @@ impl World {
             LocalRead::Found(record) => Some(secret_state(record)),
             LocalRead::Missing => None,
         };
-        self.observe_all(&[Observation::HostRead { host: index, secret: secret.0, found }], report);
+        let shard = self.host_place(index).0;
+        self.observe_in(shard, &[Observation::HostRead { host: index, secret: secret.0, found }], report);
         let payload = Payload::HostReadAnswer { request, read: Ok(read) };
         report.sent.push(self.send(NodeId::Host(index), NodeId::Client, payload));
     }
@@ -1274,7 +1575,8 @@ impl World {
     fn on_answer(&mut self, request: RequestId, result: &Result<Done, ClientError>, report: &mut StepReport) {
         if let Ok(Done::Secret { secret, version }) = result {
             let acknowledged = Observation::Acknowledged { secret: secret.0, version: version.0 };
-            self.observe_all(&[acknowledged], report);
+            let shard = self.secret_home(*secret).expect("an acknowledged secret is routed");
+            self.observe_in(shard, &[acknowledged], report);
         }
         if let Err(ClientError::Throttled { retry_after_ns }) = result {
             report.throttled_answers.push((request, *retry_after_ns));
@@ -1299,6 +1601,20 @@ impl World {
         record.answered.get_or_insert((now, success));
     }
 
+    /// Shows `observations` to the checker of `shard`'s cell: the world's for
+    /// the base cell, the cell's own for another shard.
+    fn observe_in(&mut self, shard: u32, observations: &[Observation], report: &mut StepReport) {
+        if shard == 0 || observations.is_empty() {
+            return self.observe_all(observations, report);
+        }
+        let cell = self.cell_mut(shard);
+        let properties = Arc::make_mut(cell.properties.as_mut().expect("a shard's cell has its checker"));
+        for observation in observations {
+            report.violations.extend(properties.observe(observation));
+        }
+        report.observations.extend_from_slice(observations);
+    }
+
     fn observe_all(&mut self, observations: &[Observation], report: &mut StepReport) {
         if observations.is_empty() {
             return;
@@ -1321,13 +1637,17 @@ impl World {
                 self.host_mut(index).on_timer(now);
                 self.drain_host(index, report);
             }
-            NodeId::Publisher(tenant) => {
-                self.publisher_mut(tenant).on_timer(now);
-                self.drain_publisher(tenant, report);
+            NodeId::Publisher(shard, tenant) => {
+                self.publisher_mut(shard, tenant).on_timer(now);
+                self.drain_publisher(shard, tenant, report);
             }
-            NodeId::Activator => {
-                self.activator_mut().on_timer(now);
-                self.drain_activator(report);
+            NodeId::Activator(shard) => {
+                self.activator_mut(shard).on_timer(now);
+                self.drain_activator(shard, report);
+            }
+            NodeId::Router(index) => {
+                self.router_mut(index).on_timer(now);
+                self.drain_router(index, report);
             }
             NodeId::Operator => {
                 self.operator_mut().on_timer(now);
@@ -1345,7 +1665,7 @@ impl World {
                 self.reader_mut(index).on_timer(now);
                 self.drain_reader(index, None, report);
             }
-            NodeId::Store | NodeId::Client => panic!("{node:?} has no timer"),
+            NodeId::Store(_) | NodeId::Client => panic!("{node:?} has no timer"),
         }
     }
 
@@ -1360,7 +1680,15 @@ impl World {
             }
             NodeId::Host(index) => {
                 let durable = Arc::new(self.host(index).durable().clone());
-                self.base_mut().hosts[index as usize] = HostSlot::Down(durable);
+                *self.host_slot_mut(index) = HostSlot::Down(durable);
+                if self.is_router_host(index) {
+                    // The router dies with its host; its connections too.
+                    self.base.routers[index as usize] = None;
+                    self.timers.remove(&NodeId::Router(index));
+                    report.timers_changed.push(NodeId::Router(index));
+                    *self.incarnations.entry(NodeId::Router(index)).or_default() += 1;
+                }
+                let shard = self.host_place(index).0;
                 // The cell by field, not `base_mut()`: the loop also borrows the world's timers.
                 if let Some(reader) = self.base.readers.get_mut(index as usize) {
                     // The read path dies with its host; its connections too.
@@ -1371,19 +1699,21 @@ impl World {
                     report.timers_changed.push(NodeId::Reader(index));
                     *self.incarnations.entry(NodeId::Reader(index)).or_default() += 1;
                 }
-                if let Some(activator) = &mut self.base_mut().activator {
+                if let Some(activator) = &mut self.cell_mut(shard).activator {
                     Arc::make_mut(activator).on_host_liveness(HostId(index), false);
                 }
-                self.observe_all(&[Observation::HostCrashed { host: index }], report);
+                self.observe_in(shard, &[Observation::HostCrashed { host: index }], report);
             }
-            NodeId::Publisher(tenant) => {
-                self.base_mut().publishers.insert(tenant, None);
+            NodeId::Publisher(shard, tenant) => {
+                self.cell_mut(shard).publishers.insert(tenant, None);
             }
-            NodeId::Activator => self.base_mut().activator = None,
+            NodeId::Activator(shard) => self.cell_mut(shard).activator = None,
             NodeId::Operator => self.operator = None,
             NodeId::Backfiller => self.backfiller = Job::Down,
             NodeId::Verifier => self.verifier = Job::Down,
-            NodeId::Reader(_) | NodeId::Store | NodeId::Client => panic!("{node:?} does not crash"),
+            NodeId::Reader(_) | NodeId::Router(_) | NodeId::Store(_) | NodeId::Client => {
+                panic!("{node:?} does not crash")
+            }
         }
     }
 
@@ -1391,7 +1721,9 @@ impl World {
         let now = self.now;
         match node {
             NodeId::Worker(index) => {
-                let config = WorkerConfig { mode: self.config.mode, ..self.config.worker.clone() };
+                let placer =
+                    self.config.sharding.as_ref().map(|sharding| Placer::new(sharding.policy, sharding.shards));
+                let config = WorkerConfig { mode: self.config.mode, placer, ..self.config.worker.clone() };
                 let slot = Some(Arc::new(Worker::new(config).with_bugs(self.config.bugs.clone())));
                 if (index as usize) < self.workers.len() {
                     self.workers[index as usize] = slot;
@@ -1400,45 +1732,50 @@ impl World {
                 }
             }
             NodeId::Host(index) => {
-                let HostSlot::Down(durable) = &self.base().hosts[index as usize] else { panic!("host {index} is up") };
+                let HostSlot::Down(durable) = self.host_slot(index) else { panic!("host {index} is up") };
                 let durable = LocalStore::clone(durable);
-                let host = Host::recover(HostId(index), self.config.host.clone(), durable, now)
+                let host = Host::recover(HostId(index), self.host_config(index), durable, now)
                     .with_bugs(self.config.bugs.clone());
-                self.base_mut().hosts[index as usize] = HostSlot::Up(Arc::new(host));
+                *self.host_slot_mut(index) = HostSlot::Up(Arc::new(host));
+                if self.is_router_host(index) {
+                    self.start_router(index);
+                }
+                let shard = self.host_place(index).0;
                 if self.config.migration.is_some() {
                     self.start_reader(index, report);
                 }
-                if let Some(activator) = &mut self.base_mut().activator {
+                if let Some(activator) = &mut self.cell_mut(shard).activator {
                     Arc::make_mut(activator).on_host_liveness(HostId(index), true);
                 }
                 let durable = self.host(index).durable();
                 let records = durable.records().map(|(secret, record)| (secret.0, secret_state(record))).collect();
                 let cursors = durable.cursors().into_iter().map(|(tenant, seq)| (tenant.0, seq.0)).collect();
-                self.observe_all(&[Observation::HostRestarted { host: index, records, cursors }], report);
+                self.observe_in(shard, &[Observation::HostRestarted { host: index, records, cursors }], report);
                 self.drain_host(index, report);
             }
-            NodeId::Publisher(tenant) => {
+            NodeId::Publisher(shard, tenant) => {
                 let config = PublisherConfig {
                     batch_events_max: self.config.publisher_batch_events_max,
                     publish_interval_ns: self.config.publish_interval_ns,
                     ..PublisherConfig::new(TenantId(tenant))
                 };
                 let publisher = Publisher::new(config, now).with_bugs(self.config.bugs.clone());
-                self.base_mut().publishers.insert(tenant, Some(Arc::new(publisher)));
-                self.drain_publisher(tenant, report);
+                self.cell_mut(shard).publishers.insert(tenant, Some(Arc::new(publisher)));
+                self.drain_publisher(shard, tenant, report);
             }
-            NodeId::Activator => {
-                let hosts = (0..self.config.hosts).map(HostId).collect();
+            NodeId::Activator(shard) => {
+                let first = shard * self.config.hosts;
+                let hosts = (first..first + self.config.hosts).map(HostId).collect();
                 let mut config = ActivatorConfig::new(hosts, self.config.mode);
                 config.poll_interval_ns = self.config.activator_poll_interval_ns;
                 let mut activator = Activator::new(config, now).with_bugs(self.config.bugs.clone());
-                for (index, slot) in self.base().hosts.iter().enumerate() {
+                for (local, slot) in self.cell(shard).hosts.iter().enumerate() {
                     if matches!(slot, HostSlot::Down(_)) {
-                        activator.on_host_liveness(HostId(index as u32), false);
+                        activator.on_host_liveness(HostId(first + local as u32), false);
                     }
                 }
-                self.base_mut().activator = Some(Arc::new(activator));
-                self.drain_activator(report);
+                self.cell_mut(shard).activator = Some(Arc::new(activator));
+                self.drain_activator(shard, report);
             }
             NodeId::Operator => {
                 let migration = self.config.migration.as_ref().expect("an operator in a migration world");
@@ -1461,13 +1798,22 @@ impl World {
                     self.start_verifier(report);
                 }
             }
-            NodeId::Reader(_) | NodeId::Store | NodeId::Client => panic!("{node:?} does not restart"),
+            NodeId::Reader(_) | NodeId::Router(_) | NodeId::Store(_) | NodeId::Client => {
+                panic!("{node:?} does not restart")
+            }
         }
     }
 
-    /// Sends a machine's store request from `node`.
-    fn send_store_request(&mut self, node: NodeId, tag: RequestTag, request: StoreRequest, report: &mut StepReport) {
-        report.sent.push(self.send(node, NodeId::Store, Payload::StoreRequest { tag, request }));
+    /// Sends a machine's store request from `node` to `shard`'s store.
+    fn send_store_request(
+        &mut self,
+        node: NodeId,
+        shard: u32,
+        tag: RequestTag,
+        request: StoreRequest,
+        report: &mut StepReport,
+    ) {
+        report.sent.push(self.send(node, NodeId::Store(shard), Payload::StoreRequest { tag, request }));
     }
 
     /// Arms `node`'s one timer (replacing any it had).
@@ -1481,9 +1827,8 @@ impl World {
         while let Some(output) = self.worker_mut(index).poll_output() {
             match output {
                 WorkerOutput::Store { shard, tag, request } => {
-                    // Workers have no placer here: everything is in the one store.
-                    assert_eq!(shard, ShardId(0), "a world without shards has only the base store");
-                    self.send_store_request(node, tag, request, report);
+                    assert!(shard.0 < self.shard_count(), "a store request to shard {shard:?}, which has no cell");
+                    self.send_store_request(node, shard.0, tag, request, report);
                 }
                 WorkerOutput::Timer { deadline } => self.arm_timer(node, deadline, report),
                 WorkerOutput::Answer { request, result } => {
@@ -1495,34 +1840,34 @@ impl World {
 
     fn drain_host(&mut self, index: u32, report: &mut StepReport) {
         let node = NodeId::Host(index);
+        let shard = self.host_place(index).0;
         while let Some(output) = self.host_mut(index).poll_output() {
             match output {
-                HostOutput::Store { tag, request } => self.send_store_request(node, tag, request, report),
+                HostOutput::Store { tag, request } => self.send_store_request(node, shard, tag, request, report),
                 HostOutput::Timer { deadline } => self.arm_timer(node, deadline, report),
                 HostOutput::Applied { host, cursors } => {
-                    report.sent.push(self.send(node, NodeId::Activator, Payload::Applied { host, cursors }));
+                    report.sent.push(self.send(node, NodeId::Activator(shard), Payload::Applied { host, cursors }));
                 }
             }
         }
     }
 
-    fn drain_publisher(&mut self, tenant: u32, report: &mut StepReport) {
-        let node = NodeId::Publisher(tenant);
-        while let Some(output) = self.publisher_mut(tenant).poll_output() {
+    fn drain_publisher(&mut self, shard: u32, tenant: u32, report: &mut StepReport) {
+        let node = NodeId::Publisher(shard, tenant);
+        while let Some(output) = self.publisher_mut(shard, tenant).poll_output() {
             match output {
-                PublisherOutput::Store { tag, request } => self.send_store_request(node, tag, request, report),
+                PublisherOutput::Store { tag, request } => self.send_store_request(node, shard, tag, request, report),
                 PublisherOutput::Timer { deadline } => self.arm_timer(node, deadline, report),
             }
         }
     }
 
-    fn drain_activator(&mut self, report: &mut StepReport) {
-        while let Some(output) = self.activator_mut().poll_output() {
+    fn drain_activator(&mut self, shard: u32, report: &mut StepReport) {
+        let node = NodeId::Activator(shard);
+        while let Some(output) = self.activator_mut(shard).poll_output() {
             match output {
-                ActivatorOutput::Store { tag, request } => {
-                    self.send_store_request(NodeId::Activator, tag, request, report)
-                }
-                ActivatorOutput::Timer { deadline } => self.arm_timer(NodeId::Activator, deadline, report),
+                ActivatorOutput::Store { tag, request } => self.send_store_request(node, shard, tag, request, report),
+                ActivatorOutput::Timer { deadline } => self.arm_timer(node, deadline, report),
             }
         }
     }
@@ -1531,7 +1876,7 @@ impl World {
         while let Some(output) = self.operator_mut().poll_output() {
             match output {
                 OperatorOutput::Store { tag, request } => {
-                    self.send_store_request(NodeId::Operator, tag, request, report)
+                    self.send_store_request(NodeId::Operator, 0, tag, request, report)
                 }
                 OperatorOutput::Timer { deadline } => self.arm_timer(NodeId::Operator, deadline, report),
                 // The world learns phases from the store's commits, not from the operator's word.
@@ -1546,7 +1891,7 @@ impl World {
                 BackfillOutput::Store { tag, request } => {
                     let budgeted = Observation::BudgetedRequest { job: BACKFILL_JOB, at_ns: self.now.0 };
                     self.observe_all(&[budgeted], report);
-                    self.send_store_request(NodeId::Backfiller, tag, request, report);
+                    self.send_store_request(NodeId::Backfiller, 0, tag, request, report);
                 }
                 BackfillOutput::Timer { deadline } => self.arm_timer(NodeId::Backfiller, deadline, report),
                 // Judged from the store's commit of the finished bookmark
@@ -1559,7 +1904,9 @@ impl World {
     fn drain_verifier(&mut self, report: &mut StepReport) {
         while let Some(output) = job_mut(&mut self.verifier).poll_output() {
             match output {
-                VerifyOutput::Store { tag, request } => self.send_store_request(NodeId::Verifier, tag, request, report),
+                VerifyOutput::Store { tag, request } => {
+                    self.send_store_request(NodeId::Verifier, 0, tag, request, report)
+                }
                 VerifyOutput::Digest { tag, host, secrets } => {
                     let payload = Payload::DigestRequest { tag, secrets };
                     report.sent.push(self.send(NodeId::Verifier, NodeId::Host(host.0), payload));
@@ -1590,7 +1937,7 @@ impl World {
         let node = NodeId::Reader(index);
         while let Some(output) = self.reader_mut(index).poll_output() {
             match output {
-                ReaderOutput::Store { tag, request } => self.send_store_request(node, tag, request, report),
+                ReaderOutput::Store { tag, request } => self.send_store_request(node, 0, tag, request, report),
                 ReaderOutput::Timer { deadline } => self.arm_timer(node, deadline, report),
                 ReaderOutput::Answer { request, result, source } => {
                     if source == Source::Local {
@@ -1707,26 +2054,26 @@ impl World {
     }
 
     fn host(&self, index: u32) -> &Host {
-        match &self.base().hosts[index as usize] {
+        match self.host_slot(index) {
             HostSlot::Up(host) => host,
             HostSlot::Down(_) => panic!("host {index} is down"),
         }
     }
 
     fn host_mut(&mut self, index: u32) -> &mut Host {
-        match &mut self.base_mut().hosts[index as usize] {
+        match self.host_slot_mut(index) {
             HostSlot::Up(host) => Arc::make_mut(host),
             HostSlot::Down(_) => panic!("host {index} is down"),
         }
     }
 
-    fn publisher_mut(&mut self, tenant: u32) -> &mut Publisher {
-        let slot = self.base_mut().publishers.get_mut(&tenant).and_then(Option::as_mut);
-        Arc::make_mut(slot.unwrap_or_else(|| panic!("publisher {tenant} is down")))
+    fn publisher_mut(&mut self, shard: u32, tenant: u32) -> &mut Publisher {
+        let slot = self.cell_mut(shard).publishers.get_mut(&tenant).and_then(Option::as_mut);
+        Arc::make_mut(slot.unwrap_or_else(|| panic!("publisher {tenant} of shard {shard} is down")))
     }
 
-    fn activator_mut(&mut self) -> &mut Activator {
-        Arc::make_mut(self.base_mut().activator.as_mut().expect("activator is down"))
+    fn activator_mut(&mut self, shard: u32) -> &mut Activator {
+        Arc::make_mut(self.cell_mut(shard).activator.as_mut().unwrap_or_else(|| panic!("activator {shard} is down")))
     }
 
     /// The base cell (shard 0).
@@ -1738,10 +2085,140 @@ impl World {
         &mut self.base
     }
 
+    /// Shards, the base included (1 unless the world shards).
+    pub fn shard_count(&self) -> u32 {
+        1 + self.shards.len() as u32
+    }
+
+    /// Shard `shard`'s cell.
+    fn cell(&self, shard: u32) -> &Cell {
+        match shard {
+            0 => &self.base,
+            shard => &self.shards[shard as usize - 1],
+        }
+    }
+
+    fn cell_mut(&mut self, shard: u32) -> &mut Cell {
+        match shard {
+            0 => &mut self.base,
+            shard => &mut self.shards[shard as usize - 1],
+        }
+    }
+
+    /// The shard of host `index`'s cell, and the host's place in it.
+    fn host_place(&self, index: u32) -> (u32, usize) {
+        (index / self.config.hosts, (index % self.config.hosts) as usize)
+    }
+
+    fn host_slot(&self, index: u32) -> &HostSlot {
+        let (shard, local) = self.host_place(index);
+        &self.cell(shard).hosts[local]
+    }
+
+    fn host_slot_mut(&mut self, index: u32) -> &mut HostSlot {
+        let (shard, local) = self.host_place(index);
+        &mut self.cell_mut(shard).hosts[local]
+    }
+
+    /// Whether host `index` has a router: it is a base-cell host of a sharded world.
+    fn is_router_host(&self, index: u32) -> bool {
+        self.config.sharding.is_some() && index < self.config.hosts
+    }
+
+    /// Host `index`'s knobs: a base-cell host of a sharded world also replicates the routing rows.
+    fn host_config(&self, index: u32) -> HostConfig {
+        HostConfig { replicate_routes: self.is_router_host(index), ..self.config.host.clone() }
+    }
+
+    /// Starts host `index`'s router from its durable route table.
+    fn start_router(&mut self, index: u32) {
+        let sharding = self.config.sharding.as_ref().expect("routers in a sharded world");
+        let config = RouterConfig {
+            shard: ShardId(0),
+            request_timeout_ns: sharding.route_timeout_ns,
+            lookups_max: sharding.lookups_max,
+        };
+        let router = Router::new(config, self.host(index).durable().routes().clone());
+        self.base_mut().routers[index as usize] = Some(Arc::new(router));
+    }
+
+    fn router_mut(&mut self, index: u32) -> &mut Router {
+        let router =
+            self.base_mut().routers[index as usize].as_mut().unwrap_or_else(|| panic!("router {index} is down"));
+        Arc::make_mut(router)
+    }
+
+    /// What the routing properties learn at the start of a sharded world:
+    /// every shard registered `Ready` with its cell serving, and the
+    /// configured vaults placed. Nothing in a world that does not shard.
+    fn initial_routing(&self) -> Vec<Observation> {
+        if self.config.sharding.is_none() {
+            return Vec::new();
+        }
+        let mut observations = Vec::new();
+        for shard in 0..self.shard_count() {
+            observations.push(Observation::ShardRegistered { shard, ready: true });
+            observations.push(Observation::CellReady { shard });
+        }
+        for (vault, _) in &self.config.vaults {
+            let shard = self.vault_home(*vault).expect("a configured vault is placed");
+            observations.push(Observation::Placed { vault: vault.0, shard });
+        }
+        observations
+    }
+
+    /// The home shard of `vault` as the base store routes it (shard 0 in a
+    /// world that does not shard).
+    fn vault_home(&self, vault: VaultId) -> Option<u32> {
+        if self.config.sharding.is_none() {
+            return Some(0);
+        }
+        match self.base.store.read(&Key::VaultRoute(vault)).value {
+            Some(Value::VaultRoute(shard)) => Some(shard.0),
+            _ => None,
+        }
+    }
+
+    /// The vault of `secret` as the base store routes it (sharded worlds).
+    fn secret_vault(&self, secret: SecretId) -> Option<VaultId> {
+        match self.base.store.read(&Key::SecretRoute(secret)).value {
+            Some(Value::SecretRoute(vault)) => Some(vault),
+            _ => None,
+        }
+    }
+
+    /// The shard whose cell holds `secret` (shard 0 in a world that does not
+    /// shard), if the base store routes it.
+    pub fn secret_home(&self, secret: SecretId) -> Option<u32> {
+        if self.config.sharding.is_none() {
+            return Some(0);
+        }
+        self.vault_home(self.secret_vault(secret)?)
+    }
+
+    /// The home shard of the resource `operation` acts on, if the base store routes it.
+    fn operation_home(&self, operation: &Operation) -> Option<u32> {
+        self.config.sharding.as_ref()?;
+        match operation {
+            Operation::CreateVault { .. } => None,
+            Operation::DeleteVault { vault } | Operation::CreateSecret { vault, .. } => self.vault_home(*vault),
+            Operation::UpdateSecret { secret, .. }
+            | Operation::ScheduleDeletion { secret }
+            | Operation::DeleteSecret { secret, .. }
+            | Operation::ReadSecret { secret } => self.secret_home(*secret),
+        }
+    }
+
     /// The abstract view of the world, for end-of-run properties.
     pub fn view(&self) -> View {
+        self.cell_view(0)
+    }
+
+    /// The abstract view of `shard`'s cell: its store's secrets and its hosts.
+    pub fn cell_view(&self, shard: u32) -> View {
         let mut view = View::default();
-        let cell = self.base();
+        let cell = self.cell(shard);
+        let first = shard * self.config.hosts;
         let secrets = cell.store.scan(vault::store::Table::Secrets, None, usize::MAX);
         for row in secrets.rows {
             if let (Key::Secret(secret), Some(Value::Secret(record))) = (row.key, &row.value) {
@@ -1754,14 +2231,19 @@ impl World {
                 HostSlot::Down(durable) => (false, &**durable),
             };
             let records = durable.records().map(|(secret, record)| (secret.0, secret_state(record))).collect();
-            view.hosts.insert(index as u32, HostView { live, records });
+            view.hosts.insert(first + index as u32, HostView { live, records });
         }
         view
     }
 
-    /// Checks the properties that hold only when healed and quiet.
+    /// Checks the properties that hold only when healed and quiet, in every cell.
     pub fn check_quiescent(&self) -> Vec<Violation> {
-        self.properties.check_quiescent(&self.view())
+        let mut violations = self.properties.check_quiescent(&self.view());
+        for (index, cell) in self.shards.iter().enumerate() {
+            let properties = cell.properties.as_ref().expect("a shard's cell has its checker");
+            violations.extend(properties.check_quiescent(&self.cell_view(index as u32 + 1)));
+        }
+        violations
     }
 
     /// Whether nothing is left to do but periodic polls: no client operation in
@@ -1773,12 +2255,22 @@ impl World {
             !matches!(message.from, NodeId::Client | NodeId::Worker(_))
                 && !matches!(message.to, NodeId::Client | NodeId::Worker(_))
         });
-        let cell = self.base();
-        let outbox_empty = cell.store.scan(vault::store::Table::Outbox, None, 1).rows.is_empty();
-        let hosts_caught_up = cell.hosts_caught_up();
-        let any_host_up = cell.hosts.iter().any(|slot| matches!(slot, HostSlot::Up(_)));
-        let none_creating = !any_host_up || !self.any_secret_creating();
+        let (outbox_empty, hosts_caught_up, none_creating) = self.cells_settled();
         self.unquiet_reason(workers_idle && clients_idle, outbox_empty, hosts_caught_up, none_creating).is_none()
+    }
+
+    /// Whether, in every cell, the outbox is empty, every up host is at the
+    /// log's head, and no secret waits for an activation (while a host is up).
+    fn cells_settled(&self) -> (bool, bool, bool) {
+        let (mut outbox_empty, mut caught_up, mut none_creating) = (true, true, true);
+        for shard in 0..self.shard_count() {
+            let cell = self.cell(shard);
+            outbox_empty &= cell.store.scan(vault::store::Table::Outbox, None, 1).rows.is_empty();
+            caught_up &= cell.hosts_caught_up();
+            let any_host_up = cell.hosts.iter().any(|slot| matches!(slot, HostSlot::Up(_)));
+            none_creating &= !any_host_up || !self.any_secret_creating(shard);
+        }
+        (outbox_empty, caught_up, none_creating)
     }
 
     /// Why the world is not quiet, in words (for the REP-6 timeout's message).
@@ -1787,9 +2279,8 @@ impl World {
             return None;
         }
         let clients = self.workers().all(|(_, worker)| !worker.is_busy());
-        let outbox = self.base().store.scan(vault::store::Table::Outbox, None, 1).rows.is_empty();
-        let caught_up = self.base().hosts_caught_up();
-        self.unquiet_reason(clients, outbox, caught_up, !self.any_secret_creating())
+        let (outbox, caught_up, none_creating) = self.cells_settled();
+        self.unquiet_reason(clients, outbox, caught_up, none_creating)
     }
 
     fn unquiet_reason(
@@ -1851,11 +2342,11 @@ impl World {
     /// migration, always; in one, only once the backfill has replicated
     /// everything (phase `Verify` on). Before that a secret written while
     /// replication was off has no event to activate it by until the backfill.
-    fn any_secret_creating(&self) -> bool {
+    fn any_secret_creating(&self, shard: u32) -> bool {
         if self.config.migration.is_some() && self.stored_phase().phase < Phase::Verify {
             return false;
         }
-        let secrets = self.base().store.scan(vault::store::Table::Secrets, None, usize::MAX);
+        let secrets = self.cell(shard).store.scan(vault::store::Table::Secrets, None, usize::MAX);
         secrets
             .rows
             .iter()
@@ -1943,9 +2434,44 @@ fn add_stats(left: WorkerStats, right: WorkerStats) -> WorkerStats {
     }
 }
 
-/// The store at the start: the configured vaults and, in a migration world,
-/// the secrets written before replication existed (no events), spread over
-/// the vaults in turn.
+/// The stores at the start, the base shard's first: one store holding the
+/// configured vaults and, in a migration world, the secrets written before
+/// replication existed (no events), spread over the vaults in turn. In a
+/// sharded world, one store per shard: vault `i` lives in shard `i mod
+/// shards`'s store, and the base store registers every shard `Ready` and
+/// routes every vault (routing events that base-cell hosts then replicate).
+fn stores_with_vaults(config: &WorldConfig, bugs: &Bugs) -> Vec<Store> {
+    let Some(sharding) = &config.sharding else { return vec![store_with_vaults(config, bugs)] };
+    assert!(sharding.shards > 0, "a sharded world has a base shard");
+    let mut stores: Vec<Store> = (0..sharding.shards)
+        .map(|shard| {
+            let homed: Vec<(VaultId, TenantId)> = config
+                .vaults
+                .iter()
+                .enumerate()
+                .filter(|(index, _)| *index as u32 % sharding.shards == shard)
+                .map(|(_, vault)| *vault)
+                .collect();
+            store_with_vaults(&WorldConfig { vaults: homed, ..config.clone() }, bugs)
+        })
+        .collect();
+    let mut writes: Vec<Write> = (0..sharding.shards)
+        .map(|shard| {
+            let vaults = config.vaults.iter().enumerate().filter(|(index, _)| *index as u32 % sharding.shards == shard);
+            let record = ShardRecord { state: ShardState::Ready, vaults: vaults.count() as u64 };
+            Write::Put(Key::Shard(ShardId(shard)), Value::Shard(record))
+        })
+        .collect();
+    for (index, (vault, _)) in config.vaults.iter().enumerate() {
+        let home = ShardId(index as u32 % sharding.shards);
+        writes.push(Write::Put(Key::VaultRoute(*vault), Value::VaultRoute(home)));
+    }
+    let outcome = stores[0].commit(&Transaction { reads: Vec::new(), writes });
+    assert!(matches!(outcome, CommitOutcome::Committed { .. }), "routing setup commit failed: {outcome:?}");
+    stores
+}
+
+/// One store with `config.vaults` (and a migration's seeded secrets).
 fn store_with_vaults(config: &WorldConfig, bugs: &Bugs) -> Store {
     let vaults = &config.vaults;
     let mut store = Store::with_bugs(bugs.clone());
@@ -1975,6 +2501,29 @@ fn store_with_vaults(config: &WorldConfig, bugs: &Bugs) -> Store {
     store
 }
 
+/// What the routing properties learn from a commit in `shard`'s store: a
+/// shard registered or changing state and a vault placed (the base store's
+/// rows), and a write to a secret of a vault (RTE-1: on its home shard).
+fn routing_observations(shard: u32, transaction: &Transaction) -> Vec<Observation> {
+    let mut observations = Vec::new();
+    for write in &transaction.writes {
+        match write {
+            Write::Put(Key::Shard(registered), Value::Shard(record)) if shard == 0 => {
+                let ready = record.state == ShardState::Ready;
+                observations.push(Observation::ShardRegistered { shard: registered.0, ready });
+            }
+            Write::Put(Key::VaultRoute(vault), Value::VaultRoute(home)) if shard == 0 => {
+                observations.push(Observation::Placed { vault: vault.0, shard: home.0 });
+            }
+            Write::Put(Key::Secret(_), Value::Secret(record)) => {
+                observations.push(Observation::ShardWrite { shard, vault: record.vault.0 });
+            }
+            _ => {}
+        }
+    }
+    observations
+}
+
 /// The abstract state of a record.
 pub fn secret_state(record: &SecretRecord) -> SecretState {
     let lifecycle = match record.lifecycle {
@@ -1993,6 +2542,7 @@ impl PartialEq for World {
     fn eq(&self, other: &World) -> bool {
         self.now == other.now
             && self.base == other.base
+            && self.shards == other.shards
             && self.workers == other.workers
             && self.operator == other.operator
             && self.backfiller == other.backfiller
@@ -2037,6 +2587,9 @@ impl Hash for World {
         self.retired_worker_stats.hash(state);
         self.retired_read_stats.hash(state);
         sorted_messages(&self.in_flight).hash(state);
+        // Empty unless the world shards.
+        self.base.routers.hash(state);
+        self.shards.hash(state);
     }
 }
 

@@ -710,6 +710,10 @@ fn describe(world: &World, action: &Action) -> String {
         }
         Action::Rollback { at } => format!("{} rollback", time(*at)),
         Action::Corrupt { host, secret } => format!("bit flip s{} at host{host}", secret.0),
+        Action::RoutedRead { request, host, caller, secret, at } => {
+            format!("{} routed-read req{} s{} as t{} at host{host}", time(*at), request.0, secret.0, caller.0)
+        }
+        Action::StoreOutage { shard, down } => format!("store{shard} {}", if *down { "down" } else { "back" }),
     }
 }
 
@@ -719,16 +723,20 @@ fn time(at: Time) -> String {
 
 fn node(node: NodeId) -> String {
     match node {
-        NodeId::Store => "store".to_string(),
+        NodeId::Store(0) => "store".to_string(),
+        NodeId::Store(shard) => format!("store{shard}"),
         NodeId::Worker(index) => format!("worker{index}"),
         NodeId::Host(index) => format!("host{index}"),
-        NodeId::Publisher(tenant) => format!("publisher{tenant}"),
-        NodeId::Activator => "activator".to_string(),
+        NodeId::Publisher(0, tenant) => format!("publisher{tenant}"),
+        NodeId::Publisher(shard, tenant) => format!("publisher{shard}.{tenant}"),
+        NodeId::Activator(0) => "activator".to_string(),
+        NodeId::Activator(shard) => format!("activator{shard}"),
         NodeId::Client => "client".to_string(),
         NodeId::Operator => "operator".to_string(),
         NodeId::Backfiller => "backfiller".to_string(),
         NodeId::Verifier => "verifier".to_string(),
         NodeId::Reader(index) => format!("reader{index}"),
+        NodeId::Router(index) => format!("router{index}"),
     }
 }
 
@@ -793,5 +801,8 @@ fn payload(payload: &Payload) -> String {
         Payload::DigestReply { digest, .. } => format!("digest reply: {} entries", digest.len()),
         Payload::RepairRequest { secret, record, .. } => format!("repair s{} v{}", secret.0, record.version.0),
         Payload::RepairReply { replaced, .. } => format!("repair reply: replaced {replaced}"),
+        Payload::RoutedRead { secret, caller, .. } => format!("routed-read s{} as t{}", secret.0, caller.0),
+        Payload::Proxied { routed } => format!("proxied to shard {}", routed.shard.0),
+        Payload::RouteFailed { outcome, .. } => format!("route failed: {outcome:?}"),
     }
 }

@@ -181,7 +181,7 @@ fn migration_faults_are_budgeted_and_cover_the_new_nodes() {
     let poll = Action::FireTimer { node: NodeId::Host(0), at: state.world.timers()[&NodeId::Host(0)] };
     state = model.next_state(&state, poll).expect("a step");
     while let Some((id, message)) = state.world.in_flight().iter().next() {
-        assert!(matches!(message.to, NodeId::Store | NodeId::Host(_) | NodeId::Activator), "{message:?}");
+        assert!(matches!(message.to, NodeId::Store(0) | NodeId::Host(_) | NodeId::Activator(0)), "{message:?}");
         let deliver = Action::Deliver { message: *id, at: state.world.now() };
         state = model.next_state(&state, deliver).expect("a step");
     }

@@ -24,6 +24,7 @@ fn config(mode: InterceptorMode) -> WorldConfig {
         activator_poll_interval_ns: 2 * MS,
         bugs: vault::bugzoo::Bugs::none(),
         migration: None,
+        sharding: None,
     }
 }
 
@@ -296,7 +297,7 @@ fn actions_of_a_new_world_are_timers_crashes_and_isolations() {
     let expected = vec![
         fire(NodeId::Host(0), Time::ZERO),
         fire(NodeId::Host(1), Time::ZERO),
-        fire(NodeId::Activator, Time::ZERO),
+        fire(NodeId::Activator(0), Time::ZERO),
         Action::Crash(NodeId::Worker(0)),
         Action::Isolate(NodeId::Worker(0)),
         Action::Crash(NodeId::Worker(1)),
@@ -305,8 +306,8 @@ fn actions_of_a_new_world_are_timers_crashes_and_isolations() {
         Action::Isolate(NodeId::Host(0)),
         Action::Crash(NodeId::Host(1)),
         Action::Isolate(NodeId::Host(1)),
-        Action::Crash(NodeId::Activator),
-        Action::Isolate(NodeId::Activator),
+        Action::Crash(NodeId::Activator(0)),
+        Action::Isolate(NodeId::Activator(0)),
     ];
     assert_eq!(world.actions(), expected);
 
@@ -318,13 +319,13 @@ fn actions_of_a_new_world_are_timers_crashes_and_isolations() {
         [
             &fire(NodeId::Host(0), Time::ZERO),
             &fire(NodeId::Host(1), Time::ZERO),
-            &fire(NodeId::Publisher(1), Time::ZERO),
-            &fire(NodeId::Publisher(2), Time::ZERO),
-            &fire(NodeId::Activator, Time::ZERO),
+            &fire(NodeId::Publisher(0, 1), Time::ZERO),
+            &fire(NodeId::Publisher(0, 2), Time::ZERO),
+            &fire(NodeId::Activator(0), Time::ZERO),
         ]
     );
-    assert!(actions.contains(&Action::Crash(NodeId::Publisher(2))));
-    assert!(actions.contains(&Action::Isolate(NodeId::Publisher(1))));
+    assert!(actions.contains(&Action::Crash(NodeId::Publisher(0, 2))));
+    assert!(actions.contains(&Action::Isolate(NodeId::Publisher(0, 1))));
     assert!(!actions.contains(&Action::Heal));
 }
 
@@ -351,8 +352,8 @@ fn actions_follow_messages_timers_crashes_and_isolation() {
         Action::Crash(NodeId::Host(0)),
         Action::Isolate(NodeId::Host(0)),
         Action::Crash(NodeId::Host(1)),
-        Action::Crash(NodeId::Activator),
-        Action::Isolate(NodeId::Activator),
+        Action::Crash(NodeId::Activator(0)),
+        Action::Isolate(NodeId::Activator(0)),
         Action::Heal,
     ]);
     let actions = world.actions();
@@ -537,8 +538,8 @@ fn time_never_goes_backwards() {
     }
 
     // A timer whose deadline passed fires now; the activator's first was at zero.
-    assert_eq!(world.timers()[&NodeId::Activator], Time::ZERO);
-    fire_due(&mut world, NodeId::Activator);
+    assert_eq!(world.timers()[&NodeId::Activator(0)], Time::ZERO);
+    fire_due(&mut world, NodeId::Activator(0));
     assert_eq!(world.now(), ms(50));
     // A timer fired late (a slow clock) moves time to when it fired.
     step_clean(&mut world, &fire(NodeId::Host(1), ms(70)));
@@ -571,7 +572,7 @@ fn a_reply_to_a_previous_incarnation_is_lost() {
     let mut world = World::new(config(InterceptorMode::Sync));
     let report = submit_now(&mut world, 1, 0, create(1, 1, b"one"));
     let report = deliver_now(&mut world, report.sent[0]);
-    let read = sent_matching(&world, &report, |message| message.to == NodeId::Store);
+    let read = sent_matching(&world, &report, |message| message.to == NodeId::Store(0));
     step_clean(&mut world, &Action::Crash(NodeId::Worker(0)));
     // The store still answers the dead incarnation's request.
     let stale = deliver_now(&mut world, read).sent[0];
@@ -584,7 +585,7 @@ fn a_reply_to_a_previous_incarnation_is_lost() {
     // reply; the stale reply (three entries for a create) must not answer it.
     let report = submit_now(&mut world, 2, 0, update(1, b"two"));
     let report = deliver_now(&mut world, report.sent[0]);
-    let fresh = sent_matching(&world, &report, |message| message.to == NodeId::Store);
+    let fresh = sent_matching(&world, &report, |message| message.to == NodeId::Store(0));
     assert_eq!(world.in_flight()[&fresh].from_incarnation, 1);
     let Payload::StoreReply { tag: stale_tag, .. } = &world.in_flight()[&stale].payload else { panic!("a reply") };
     let Payload::StoreRequest { tag: fresh_tag, .. } = &world.in_flight()[&fresh].payload else { panic!("a request") };
@@ -703,7 +704,7 @@ fn the_front_door_admits_within_the_quota_and_throttles_beyond_it_with_retry_aft
     let admitted = deliver_request(&mut world, &first);
     assert_eq!(admitted.observations, [Observation::Admitted { tenant: 1, at_ns: 0 }]);
     let to_store = &world.in_flight()[&admitted.sent[0]];
-    assert_eq!((to_store.from, to_store.to), (NodeId::Worker(0), NodeId::Store), "an admitted request proceeds");
+    assert_eq!((to_store.from, to_store.to), (NodeId::Worker(0), NodeId::Store(0)), "an admitted request proceeds");
     assert_eq!(world.history()[&RequestId(0)].tenant, Some(1));
 
     let second = submit_now(&mut world, 1, 1, create(11, 1, b"b"));
