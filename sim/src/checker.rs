@@ -618,6 +618,7 @@ impl CheckModel {
             NodeId::Operator => "operator",
             NodeId::Backfiller => "backfiller",
             NodeId::Verifier => "verifier",
+            NodeId::ShardAdder => "shard-adder",
             NodeId::Reader(_) | NodeId::Router(_) | NodeId::Store(_) | NodeId::Client => return false,
         };
         self.config.crashable.iter().any(|crashable| crashable == kind)

@@ -108,6 +108,8 @@ impl Knobs {
 }
 
 const WORKLOAD_STREAM: u64 = 0;
+/// The mix index of a vault creation.
+const CREATE_VAULT: usize = 5;
 const SWARM_STREAM: u64 = 1;
 
 /// The world a scenario's run starts from.
@@ -168,6 +170,7 @@ fn sharding_config(scenario: &Scenario, sharding: &Sharding, knobs: &Knobs) -> S
         route_timeout_ns: sharding.route_timeout_ms * NS_PER_MS,
         lookups_max: sharding.lookups_max,
         outages_only,
+        add_shard: sharding.add_shard_at_ms.is_some(),
     }
 }
 
@@ -350,6 +353,8 @@ enum Planned {
     BitFlip,
     /// A client reads the secret it just created (`workload.read_after_create`).
     ReadAfterCreate(SecretId),
+    /// The operator is told to add a shard (`sharding.add_shard_at_ms`).
+    AddShard,
     /// A shard's store goes down or comes back (`sharding.outages`).
     StoreOutage {
         /// The shard.
@@ -375,10 +380,13 @@ struct Simulation<'a> {
     /// Nodes stalled until a time: no delivery to them and no timer of theirs.
     paused_until: BTreeMap<NodeId, Time>,
     fault_phase: bool,
-    /// When the store finishes the requests queued at it (see `Network::store_service_us`).
-    store_busy_until: Time,
+    /// When each shard's store finishes the requests queued at it (see
+    /// `Network::store_service_us`); each store serves its own queue.
+    store_busy_until: BTreeMap<u32, Time>,
     next_request: u64,
     secrets_created: u32,
+    /// Vaults created by clients (beyond the configured ones).
+    vaults_created: u32,
     /// Secrets whose last acknowledged write left them existing, oldest first:
     /// the targets of updates, deletes and reads.
     live_secrets: Vec<SecretId>,
@@ -428,7 +436,7 @@ pub fn run(scenario: &Scenario, options: &RunOptions) -> RunResult {
         world,
         plan: BTreeMap::new(),
         plan_counter: 0,
-        store_busy_until: Time(0),
+        store_busy_until: BTreeMap::new(),
         timers: BTreeMap::new(),
         timer_queue: BTreeSet::new(),
         fault_phase: true,
@@ -442,6 +450,7 @@ pub fn run(scenario: &Scenario, options: &RunOptions) -> RunResult {
         trace,
         request_tenants: Vec::new(),
         created_by_tenant: BTreeMap::new(),
+        vaults_created: 0,
         submitted: BTreeMap::new(),
         migration: BTreeMap::new(),
         stored_phase: 0,
@@ -513,6 +522,9 @@ impl Simulation<'_> {
             self.schedule(Time(gap), Planned::Pause);
         }
         if let Some(sharding) = &self.scenario.sharding {
+            if let Some(at_ms) = sharding.add_shard_at_ms {
+                self.schedule(Time(at_ms * NS_PER_MS), Planned::AddShard);
+            }
             for outage in &sharding.outages {
                 let (shard, at) = (outage.shard, Time(outage.at_ms * NS_PER_MS));
                 self.schedule(at, Planned::StoreOutage { shard, down: true });
@@ -628,6 +640,7 @@ impl Simulation<'_> {
                 (!self.world.is_isolated(node)).then_some(Action::Isolate(node))
             }
             Planned::Heal => Some(Action::Heal),
+            Planned::AddShard => Some(Action::AddShard { at }),
             Planned::StoreOutage { shard, down } => {
                 // An outage still running when the fault phase ends ended with it.
                 let starts = down && !self.fault_phase;
@@ -729,12 +742,12 @@ impl Simulation<'_> {
         } else {
             self.tenant_arrival(at)
         };
-        let secret = match &action {
-            Action::Submit { operation, .. } => operation_secret(operation),
-            Action::Read { secret, .. } | Action::RoutedRead { secret, .. } => *secret,
+        let tenant = match &action {
+            Action::Submit { operation: Operation::CreateVault { tenant, .. }, .. } => tenant.0,
+            Action::Submit { operation, .. } => self.tenant_of_secret(operation_secret(operation)),
+            Action::Read { secret, .. } | Action::RoutedRead { secret, .. } => self.tenant_of_secret(*secret),
             _ => unreachable!("an arrival is a client action"),
         };
-        let tenant = self.tenant_of_secret(secret);
         self.request_tenants.push(tenant);
         if let (Some(_), Action::Submit { request, worker, operation, .. }) = (&self.scenario.quotas, &action) {
             self.submitted.insert(*request, (operation.clone(), *worker, 0));
@@ -756,6 +769,16 @@ impl Simulation<'_> {
         Action::RoutedRead { request, host, caller: TenantId(caller), secret, at }
     }
 
+    /// A client creates the next vault, of tenancy `vault mod tenants`, at a
+    /// worker drawn uniformly.
+    fn create_vault(&mut self, request: RequestId, at: Time) -> Action {
+        let vault = self.world.config().vaults.len() as u32 + self.vaults_created;
+        self.vaults_created += 1;
+        let tenant = TenantId(vault % self.scenario.workload.tenants);
+        let worker = self.rng.below(u64::from(self.scenario.topology.workers)) as u32;
+        Action::Submit { request, worker, operation: Operation::CreateVault { vault: VaultId(vault), tenant }, at }
+    }
+
     /// The tenancy of secret `s`: that of vault `s % vaults`.
     fn tenant_of_secret(&self, secret: SecretId) -> u32 {
         let vaults = &self.world.config().vaults;
@@ -767,7 +790,7 @@ impl Simulation<'_> {
         let request = RequestId(self.next_request);
         self.next_request += 1;
         let mix = &self.scenario.workload.mix;
-        let kinds = cumulative(&[mix.create, mix.update, mix.delete, mix.remote_read, mix.host_read]);
+        let kinds = cumulative(&[mix.create, mix.update, mix.delete, mix.remote_read, mix.host_read, mix.create_vault]);
         let mut kind = self.rng.weighted_prefix(&kinds, kinds.len());
         let can_create = self.secrets_created < self.scenario.workload.secrets_max;
         if kind == 0 && !can_create {
@@ -775,6 +798,9 @@ impl Simulation<'_> {
         }
         if kind != 0 && self.live_secrets.is_empty() && can_create {
             kind = 0; // Nothing to touch yet: create.
+        }
+        if kind == CREATE_VAULT {
+            return self.create_vault(request, at);
         }
         let secret = if kind == 0 {
             self.secrets_created += 1;
@@ -799,7 +825,7 @@ impl Simulation<'_> {
         let tenants = cumulative(&workload.tenant_weights);
         let tenant = self.rng.weighted_prefix(&tenants, tenants.len()) as u32;
         let mix = &workload.mix;
-        let kinds = cumulative(&[mix.create, mix.update, mix.delete, mix.remote_read, mix.host_read]);
+        let kinds = cumulative(&[mix.create, mix.update, mix.delete, mix.remote_read, mix.host_read, mix.create_vault]);
         let mut kind = self.rng.weighted_prefix(&kinds, kinds.len());
         let per_tenant = workload.vaults_per_tenant;
         let vaults = workload.tenants * per_tenant;
@@ -813,6 +839,9 @@ impl Simulation<'_> {
         }
         if kind != 0 && live.is_empty() && can_create {
             kind = 0;
+        }
+        if kind == CREATE_VAULT {
+            return self.create_vault(request, at);
         }
         let secret = if kind == 0 {
             self.secrets_created += 1;
@@ -947,11 +976,13 @@ impl Simulation<'_> {
     /// happen when its service ends).
     fn served_at(&mut self, to: NodeId, arrival: Time) -> Time {
         let service_ns = self.scenario.network.store_service_us * NS_PER_US;
-        if to != NodeId::Store(0) || service_ns == 0 {
+        let NodeId::Store(shard) = to else { return arrival };
+        if service_ns == 0 {
             return arrival;
         }
-        let done = arrival.max(self.store_busy_until).plus_ns(service_ns);
-        self.store_busy_until = done;
+        let busy_until = self.store_busy_until.entry(shard).or_insert(Time(0));
+        let done = arrival.max(*busy_until).plus_ns(service_ns);
+        *busy_until = done;
         done
     }
 
@@ -1173,6 +1204,7 @@ fn node_kind(node: NodeId) -> &'static str {
         NodeId::Verifier => "verifier",
         NodeId::Reader(_) => "reader",
         NodeId::Router(_) => "router",
+        NodeId::ShardAdder => "shard-adder",
         NodeId::Store(_) => "store",
         NodeId::Client => "client",
     }

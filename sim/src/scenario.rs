@@ -72,6 +72,9 @@ pub struct Sharding {
     pub lookups_max: usize,
     /// Store outages during the fault phase.
     pub outages: Vec<StoreOutage>,
+    /// When the operator is told to add one more shard live, ms; absent: never.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub add_shard_at_ms: Option<u64>,
 }
 
 impl Default for Sharding {
@@ -82,6 +85,7 @@ impl Default for Sharding {
             route_timeout_ms: 200,
             lookups_max: 16,
             outages: Vec::new(),
+            add_shard_at_ms: None,
         }
     }
 }
@@ -101,8 +105,14 @@ pub struct StoreOutage {
 impl Sharding {
     pub(crate) fn validate(&self) -> Result<(), (String, String)> {
         let fail = |field: &str, message: &str| Err((format!("sharding.{field}"), message.to_string()));
-        if !(1..=vault::placement::SHARDS_MAX).contains(&self.shards) {
-            return fail("shards", &format!("between 1 and {}", vault::placement::SHARDS_MAX));
+        if !(1..vault::placement::SHARDS_MAX).contains(&self.shards) {
+            return fail(
+                "shards",
+                &format!(
+                    "between 1 and {} (one below the most a registry holds, room for an added shard)",
+                    vault::placement::SHARDS_MAX - 1
+                ),
+            );
         }
         if self.cross_tenancy_per_million > 1_000_000 {
             return fail("cross_tenancy_per_million", "a chance per million is at most 1000000");
@@ -439,11 +449,14 @@ pub struct Mix {
     pub remote_read: u32,
     /// Read a secret from a data-plane host.
     pub host_read: u32,
+    /// Create a vault (placed on a shard in a sharded scenario); it holds no
+    /// secrets, which live in the configured vaults.
+    pub create_vault: u32,
 }
 
 impl Default for Mix {
     fn default() -> Mix {
-        Mix { create: 20, update: 40, delete: 5, remote_read: 10, host_read: 25 }
+        Mix { create: 20, update: 40, delete: 5, remote_read: 10, host_read: 25, create_vault: 0 }
     }
 }
 
@@ -694,7 +707,7 @@ impl Scenario {
             return fail("workload.tenant_weights", "one weight per tenant, at least one positive");
         }
         let mix = &self.workload.mix;
-        if mix.create + mix.update + mix.delete + mix.remote_read + mix.host_read == 0 {
+        if mix.create + mix.update + mix.delete + mix.remote_read + mix.host_read + mix.create_vault == 0 {
             return fail("workload.mix", "at least one weight must be positive");
         }
         if self.network.latency_min_us > self.network.latency_max_us {

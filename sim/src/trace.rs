@@ -136,6 +136,7 @@ pub fn node_name(node: NodeId) -> String {
         NodeId::Activator(0) => "activator".into(),
         NodeId::Activator(shard) => format!("activator:{shard}"),
         NodeId::Router(index) => format!("router:{index}"),
+        NodeId::ShardAdder => "shard-adder".into(),
         NodeId::Operator => "operator".into(),
         NodeId::Backfiller => "backfiller".into(),
         NodeId::Verifier => "verifier".into(),
@@ -156,6 +157,7 @@ pub fn parse_node(name: &str) -> Option<NodeId> {
         "operator" => return Some(NodeId::Operator),
         "backfiller" => return Some(NodeId::Backfiller),
         "verifier" => return Some(NodeId::Verifier),
+        "shard-adder" => return Some(NodeId::ShardAdder),
         _ => {}
     }
     let (kind, index) = name.split_once(':')?;
@@ -261,6 +263,7 @@ pub fn action_to_json(action: &Action) -> Json {
             "request": request.0, "host": host, "caller": caller.0, "secret": secret.0, "at": at.0,
         } }),
         Action::StoreOutage { shard, down } => json!({ "store_outage": { "shard": shard, "down": down } }),
+        Action::AddShard { at } => json!({ "add_shard": { "at": at.0 } }),
     }
 }
 
@@ -385,6 +388,7 @@ pub fn action_from_json(json: &Json, line: usize) -> Result<Action, TraceError> 
             secret: SecretId(body_fields.u32("secret")?),
             at: Time(body_fields.u64("at")?),
         },
+        "add_shard" => Action::AddShard { at: Time(body_fields.u64("at")?) },
         "store_outage" => Action::StoreOutage {
             shard: body_fields.u32("shard")?,
             down: body_fields
@@ -699,6 +703,9 @@ fn render_action(
             let name = node_name(NodeId::Host(*host));
             body.push(format!("    Note over {}: bit flip in {secret}", touch(&name, participants)));
         }
+        Action::AddShard { .. } => {
+            body.push(format!("    Note over {}: add a shard", touch("shard-adder", participants)));
+        }
         Action::StoreOutage { shard, down } => {
             let name = node_name(NodeId::Store(*shard));
             let what = if *down { "outage" } else { "back" };
@@ -761,6 +768,8 @@ mod tests {
                 at: Time(15),
             },
             Action::StoreOutage { shard: 2, down: true },
+            Action::AddShard { at: Time(16) },
+            Action::Crash(NodeId::ShardAdder),
             Action::Crash(NodeId::Backfiller),
             Action::FireTimer { node: NodeId::Reader(2), at: Time(13) },
             Action::Submit {

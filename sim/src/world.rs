@@ -58,6 +58,7 @@ use vault::quota::{Admission, BucketConfig, Limit, QuotaConfigError, QuotaScope,
 use vault::reader::{Reader, ReaderConfig, ReaderOutput};
 use vault::router::{ProxyAuth, RouteError, RoutedRequest, Router, RouterConfig, RouterOutput, RouterStats};
 use vault::routes::Resource;
+use vault::shard_addition::{ShardAddition, ShardAdditionConfig, ShardAdditionOutput};
 use vault::store::{BookmarkId, ReadEntry};
 use vault::store::{CommitOutcome, Key, Store, StoreReply, StoreRequest, Transaction, Value, Write};
 use vault::types::{Content, HostId, Lifecycle, RequestTag, SecretId, SecretRecord, Seq, TenantId, Time, VaultId};
@@ -93,6 +94,8 @@ pub enum NodeId {
     /// A base-cell host's router (sharded worlds only); it lives and dies
     /// with its host.
     Router(u32),
+    /// The operator adding a shard live (sharded worlds, once told to).
+    ShardAdder,
 }
 
 /// What a message carries.
@@ -302,6 +305,12 @@ pub enum Action {
         /// Arrival time.
         at: Time,
     },
+    /// The operator is told to add a shard live at time `at` (sharded worlds
+    /// configured with `add_shard`): it starts, and provisions the next shard.
+    AddShard {
+        /// When.
+        at: Time,
+    },
     /// A shard's store goes down (`down`) or comes back: every message to or
     /// from it is lost meanwhile. Its state is durable and stays.
     StoreOutage {
@@ -358,6 +367,10 @@ pub struct ShardingConfig {
     pub lookups_max: usize,
     /// The world's only faults are store outages (RTE-5 judges only then).
     pub outages_only: bool,
+    /// Whether one more shard (number `shards`) may be added live
+    /// ([`Action::AddShard`]); workers' placers read its registry row from
+    /// the start.
+    pub add_shard: bool,
 }
 
 /// A live migration in the world (see `vault::migration`): the cell starts in
@@ -619,6 +632,8 @@ pub struct World {
     base: Cell,
     /// The cells of shards 1 and up (sharded worlds only).
     shards: Vec<Cell>,
+    /// The operator adding a shard live, once told to.
+    adder: Job<ShardAddition>,
     workers: Vec<Option<Arc<Worker>>>,
     /// The migration operator, when the world migrates and it is up. It and
     /// the jobs migrate the base cell.
@@ -671,6 +686,7 @@ impl World {
             now: Time::ZERO,
             base,
             shards,
+            adder: Job::Absent,
             workers: Vec::new(),
             operator: None,
             backfiller: Job::Absent,
@@ -865,7 +881,8 @@ impl World {
     /// Whether `node` is up.
     pub fn is_up(&self, node: NodeId) -> bool {
         match node {
-            NodeId::Store(_) | NodeId::Client => true,
+            NodeId::Store(shard) => shard < self.shard_count(),
+            NodeId::Client => true,
             NodeId::Worker(index) => self.workers.get(index as usize).is_some_and(Option::is_some),
             NodeId::Host(index) => {
                 index < self.shard_count() * self.config.hosts && matches!(self.host_slot(index), HostSlot::Up(_))
@@ -875,6 +892,7 @@ impl World {
             }
             NodeId::Activator(shard) => shard < self.shard_count() && self.cell(shard).activator.is_some(),
             NodeId::Router(index) => self.base().routers.get(index as usize).is_some_and(Option::is_some),
+            NodeId::ShardAdder => matches!(self.adder, Job::Up(_)),
             NodeId::Operator => self.operator.is_some(),
             NodeId::Backfiller => matches!(self.backfiller, Job::Up(_)),
             NodeId::Verifier => matches!(self.verifier, Job::Up(_)),
@@ -889,6 +907,9 @@ impl World {
         for shard in 0..self.shard_count() {
             nodes.extend(self.cell(shard).publishers.keys().map(|tenant| NodeId::Publisher(shard, *tenant)));
             nodes.push(NodeId::Activator(shard));
+        }
+        if self.adder != Job::Absent {
+            nodes.push(NodeId::ShardAdder);
         }
         if self.config.migration.is_some() {
             nodes.push(NodeId::Operator);
@@ -1048,6 +1069,14 @@ impl World {
                 let payload = Payload::RoutedRead { request: *request, caller: *caller, secret: *secret };
                 report.sent.push(self.send(NodeId::Client, NodeId::Host(*host), payload));
             }
+            Action::AddShard { at } => {
+                let sharding = self.config.sharding.as_ref().expect("a shard is added to a sharded world");
+                assert!(sharding.add_shard, "the world was not configured to add a shard");
+                self.advance(*at);
+                if self.adder == Job::Absent {
+                    self.start_adder(&mut report);
+                }
+            }
             Action::StoreOutage { shard, down } => {
                 assert!(*shard < self.shard_count(), "no shard {shard}");
                 let store = NodeId::Store(*shard);
@@ -1176,6 +1205,10 @@ impl World {
             (NodeId::Host(index), Payload::Proxied { routed }) => {
                 let NodeId::Host(peer) = from else { panic!("a proxied request from {from:?}") };
                 self.on_proxied(index, peer, routed, report);
+            }
+            (NodeId::ShardAdder, Payload::StoreReply { tag, reply }) => {
+                job_mut(&mut self.adder).on_store_reply(now, tag, reply);
+                self.drain_adder(report);
             }
             (NodeId::Router(index), Payload::StoreReply { tag, reply }) => {
                 self.router_mut(index).on_store_reply(now, tag, reply);
@@ -1377,6 +1410,9 @@ impl World {
         let now = self.now;
         self.host_mut(index).on_store_reply(now, tag, reply);
         self.feed_router(index, routes_before);
+        if self.host(index).durable().routes().cursor() != routes_before {
+            self.report_routes_applied(index, report);
+        }
         let shard = self.host_place(index).0;
         let after = self.host(index).durable();
         let mut secrets = BTreeSet::new();
@@ -1421,6 +1457,81 @@ impl World {
         for event in &events {
             router.on_route_event(event);
         }
+    }
+
+    /// Tells the shard-adding operator, if up, how far base-cell host
+    /// `index` has applied the routing partition.
+    fn report_routes_applied(&mut self, index: u32, report: &mut StepReport) {
+        if !self.is_router_host(index) || !matches!(self.adder, Job::Up(_)) {
+            return;
+        }
+        let applied = self.host(index).durable().routes().applied_commit();
+        let now = self.now;
+        job_mut(&mut self.adder).on_routes_applied(now, HostId(index), applied);
+        self.drain_adder(report);
+    }
+
+    /// Starts the shard-adding operator (a fresh incarnation) and tells it
+    /// how far each up base-cell host has applied the routing partition, as
+    /// a real operator would ask them.
+    fn start_adder(&mut self, report: &mut StepReport) {
+        let sharding = self.config.sharding.as_ref().expect("a shard is added to a sharded world");
+        let config = ShardAdditionConfig {
+            shard: ShardId(sharding.shards),
+            base_hosts: (0..self.config.hosts).map(HostId).collect(),
+            request_timeout_ns: sharding.route_timeout_ns,
+            retry_delay_ns: sharding.route_timeout_ns / 4,
+        };
+        self.adder = Job::Up(Arc::new(ShardAddition::new(config, self.now)));
+        self.drain_adder(report);
+        for index in 0..self.config.hosts {
+            if self.is_up(NodeId::Host(index)) {
+                self.report_routes_applied(index, report);
+            }
+        }
+    }
+
+    fn drain_adder(&mut self, report: &mut StepReport) {
+        let node = NodeId::ShardAdder;
+        while let Some(output) = job_mut(&mut self.adder).poll_output() {
+            match output {
+                ShardAdditionOutput::Store { tag, request } => self.send_store_request(node, 0, tag, request, report),
+                ShardAdditionOutput::Timer { deadline } => self.arm_timer(node, deadline, report),
+                ShardAdditionOutput::ProvisionCell { shard } => {
+                    if shard.0 == self.shard_count() {
+                        self.provision_cell(report);
+                    }
+                    let now = self.now;
+                    job_mut(&mut self.adder).on_cell_ready(now);
+                }
+                // The world learns readiness from the store's commit of the row.
+                ShardAdditionOutput::Admitted { .. } => {}
+            }
+        }
+    }
+
+    /// Builds the next shard's cell: an empty store, its hosts (polling at
+    /// once), its publishers and activator, and its replication checker;
+    /// the cell serves from then on.
+    fn provision_cell(&mut self, report: &mut StepReport) {
+        let shard = self.shard_count();
+        let first = shard * self.config.hosts;
+        let hosts: Vec<u32> = (first..first + self.config.hosts).collect();
+        let store = Store::with_bugs(self.config.bugs.clone());
+        let cell = Cell { properties: Some(Arc::new(PropertyChecker::new(&hosts))), ..Cell::new(store) };
+        self.shards.push(cell);
+        for index in hosts {
+            let host = Host::new(HostId(index), self.host_config(index), self.now).with_bugs(self.config.bugs.clone());
+            self.cell_mut(shard).hosts.push(HostSlot::Up(Arc::new(host)));
+            self.drain_host(index, report);
+        }
+        if self.config.mode == InterceptorMode::Async {
+            for tenant in self.config.tenants() {
+                self.restart_node(NodeId::Publisher(shard, tenant.0), report);
+            }
+        }
+        self.restart_node(NodeId::Activator(shard), report);
+        self.observe_all(&[Observation::CellReady { shard }], report);
     }
 
     /// A proxied read reached host `index` from host `peer`: the cell checks
@@ -1649,6 +1760,10 @@ impl World {
                 self.router_mut(index).on_timer(now);
                 self.drain_router(index, report);
             }
+            NodeId::ShardAdder => {
+                job_mut(&mut self.adder).on_timer(now);
+                self.drain_adder(report);
+            }
             NodeId::Operator => {
                 self.operator_mut().on_timer(now);
                 self.drain_operator(report);
@@ -1708,6 +1823,7 @@ impl World {
                 self.cell_mut(shard).publishers.insert(tenant, None);
             }
             NodeId::Activator(shard) => self.cell_mut(shard).activator = None,
+            NodeId::ShardAdder => self.adder = Job::Down,
             NodeId::Operator => self.operator = None,
             NodeId::Backfiller => self.backfiller = Job::Down,
             NodeId::Verifier => self.verifier = Job::Down,
@@ -1721,8 +1837,11 @@ impl World {
         let now = self.now;
         match node {
             NodeId::Worker(index) => {
-                let placer =
-                    self.config.sharding.as_ref().map(|sharding| Placer::new(sharding.policy, sharding.shards));
+                let placer = self
+                    .config
+                    .sharding
+                    .as_ref()
+                    .map(|sharding| Placer::new(sharding.policy, sharding.shards + u32::from(sharding.add_shard)));
                 let config = WorkerConfig { mode: self.config.mode, placer, ..self.config.worker.clone() };
                 let slot = Some(Arc::new(Worker::new(config).with_bugs(self.config.bugs.clone())));
                 if (index as usize) < self.workers.len() {
@@ -1798,6 +1917,8 @@ impl World {
                     self.start_verifier(report);
                 }
             }
+            // A fresh incarnation resumes from the registry row.
+            NodeId::ShardAdder => self.start_adder(report),
             NodeId::Reader(_) | NodeId::Router(_) | NodeId::Store(_) | NodeId::Client => {
                 panic!("{node:?} does not restart")
             }
@@ -2543,6 +2664,7 @@ impl PartialEq for World {
         self.now == other.now
             && self.base == other.base
             && self.shards == other.shards
+            && self.adder == other.adder
             && self.workers == other.workers
             && self.operator == other.operator
             && self.backfiller == other.backfiller
@@ -2590,6 +2712,7 @@ impl Hash for World {
         // Empty unless the world shards.
         self.base.routers.hash(state);
         self.shards.hash(state);
+        self.adder.hash(state);
     }
 }
 

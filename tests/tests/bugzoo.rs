@@ -713,6 +713,7 @@ fn describe(world: &World, action: &Action) -> String {
         Action::RoutedRead { request, host, caller, secret, at } => {
             format!("{} routed-read req{} s{} as t{} at host{host}", time(*at), request.0, secret.0, caller.0)
         }
+        Action::AddShard { at } => format!("{} add a shard", time(*at)),
         Action::StoreOutage { shard, down } => format!("store{shard} {}", if *down { "down" } else { "back" }),
     }
 }
@@ -737,6 +738,7 @@ fn node(node: NodeId) -> String {
         NodeId::Verifier => "verifier".to_string(),
         NodeId::Reader(index) => format!("reader{index}"),
         NodeId::Router(index) => format!("router{index}"),
+        NodeId::ShardAdder => "shard-adder".to_string(),
     }
 }
 

@@ -747,3 +747,5 @@ fn without_quotas_nothing_is_throttled_or_observed_at_the_front_door() {
     }
     assert!(world.quota_table().is_none());
 }
+
+mod sharding;
