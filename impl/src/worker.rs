@@ -34,13 +34,20 @@
 //!   only the ones it lacks (secret → vault, vault → shard), one at a time.
 //!   A row the base store does not hold answers `NotFound`.
 //!
+//! A worker runs up to [`WorkerConfig::operations_max`] operations at once,
+//! each its own attempt with its own store request and deadline; further
+//! requests wait in a bounded queue. One operation at a time (the default)
+//! is the simplest worker; more let an operation waiting on a slow or
+//! unreachable shard's store leave the others going. The worker arms one
+//! timer, at the earliest deadline of its operations.
+//!
 //! Call protocol: feed [`Worker::on_client_request`], [`Worker::on_store_reply`]
 //! and [`Worker::on_timer`]; after each call drain [`Worker::poll_output`] until it
 //! returns `None`. A `Timer` output replaces any earlier one; waking the worker
 //! early or twice is harmless. Replies whose tag is not the outstanding one are
 //! ignored (they answer an abandoned request).
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 #[cfg(feature = "bugzoo")]
 use crate::bugzoo::Bug;
@@ -217,8 +224,10 @@ pub struct WorkerConfig {
     pub retry_delay_max_ns: u64,
     /// How long to wait for a store reply.
     pub request_timeout_ns: u64,
-    /// Client requests queued behind the one in progress.
+    /// Client requests queued behind the ones in progress.
     pub queue_requests_max: usize,
+    /// Operations in progress at once (at least 1).
+    pub operations_max: usize,
     /// Whether mutations follow the migration phase stored in the store (see
     /// the module documentation); `false`: every mutation replicates.
     pub phase_fenced: bool,
@@ -237,6 +246,7 @@ impl WorkerConfig {
             retry_delay_max_ns: 64_000_000,
             request_timeout_ns: 200_000_000,
             queue_requests_max: 64,
+            operations_max: 1,
             phase_fenced: false,
             placer: None,
         }
@@ -311,7 +321,12 @@ pub struct Worker {
     /// Routing rows read from or committed to the base store (they never
     /// change once written, so they are kept for good).
     routes: RouteTable,
-    current: Option<Attempt>,
+    /// The operations in progress, by the order they started in.
+    attempts: BTreeMap<u64, Attempt>,
+    next_attempt: u64,
+    /// The operation an input is being handled for, taken out of `attempts`
+    /// for the call (see [`Worker::focus`]); `None` between calls.
+    current: Option<(u64, Attempt)>,
     queue: VecDeque<(RequestId, Operation)>,
     next_tag: RequestTag,
     outputs: VecDeque<WorkerOutput>,
@@ -325,9 +340,12 @@ impl Worker {
         assert!(config.commit_attempts_max > 0, "at least one attempt");
         assert!(config.retry_delay_ns <= config.retry_delay_max_ns, "backoff bounds inverted");
         assert!(config.request_timeout_ns > 0, "a zero timeout never waits");
+        assert!(config.operations_max > 0, "room for one operation");
         Worker {
             config,
             routes: RouteTable::new(),
+            attempts: BTreeMap::new(),
+            next_attempt: 0,
             current: None,
             queue: VecDeque::new(),
             next_tag: RequestTag::default(),
@@ -355,13 +373,14 @@ impl Worker {
 
     /// Whether an operation is in progress or queued.
     pub fn is_busy(&self) -> bool {
-        self.current.is_some() || !self.queue.is_empty()
+        !self.attempts.is_empty() || !self.queue.is_empty()
     }
 
     /// A client asks for `operation`.
     pub fn on_client_request(&mut self, now: Time, request: RequestId, operation: Operation) {
-        if self.current.is_none() {
+        if self.attempts.len() < self.config.operations_max {
             self.start(now, request, operation);
+            self.unfocus();
         } else if self.queue.len() < self.config.queue_requests_max {
             self.queue.push_back((request, operation));
         } else {
@@ -372,11 +391,12 @@ impl Worker {
 
     /// The store answered the request tagged `tag`.
     pub fn on_store_reply(&mut self, now: Time, tag: RequestTag, reply: StoreReply) {
-        let Some(attempt) = &self.current else { return };
-        if attempt.tag != Some(tag) {
-            return; // A late reply to an abandoned request.
-        }
-        match (attempt.step, reply) {
+        let waiting = self.attempts.iter().find(|(_, attempt)| attempt.tag == Some(tag)).map(|(slot, _)| *slot);
+        // None: a late reply to an abandoned request.
+        let Some(slot) = waiting else { return };
+        self.focus(slot);
+        let step = self.attempt().step;
+        match (step, reply) {
             (Step::ReadRoutes, StoreReply::Read(entries)) => self.on_routes_read(now, entries),
             (Step::CommitRoutes, StoreReply::Commit(outcome)) => self.on_routes_commit(now, outcome),
             (Step::ReadResource, StoreReply::Read(entries)) => self.on_resource_read(now, entries),
@@ -388,52 +408,90 @@ impl Worker {
             (Step::Commit, StoreReply::Commit(outcome)) => self.on_commit(now, outcome),
             (step, reply) => panic!("store answered {step:?} with {reply:?}"),
         }
+        self.unfocus();
         self.check_invariants();
     }
 
     /// The timer armed by the last `Timer` output may have expired.
     pub fn on_timer(&mut self, now: Time) {
-        let Some(attempt) = &self.current else { return }; // Idle: no timer is needed.
-        if now < attempt.deadline {
-            // Early or stale wake-up (a store step or a backoff): the fired timer
-            // is gone, so arm the current deadline again.
-            let deadline = attempt.deadline;
-            self.outputs.push_back(WorkerOutput::Timer { deadline });
+        let due: Vec<u64> =
+            self.attempts.iter().filter(|(_, attempt)| now >= attempt.deadline).map(|(slot, _)| *slot).collect();
+        if due.is_empty() {
+            // Idle, or an early or stale wake-up (a store step or a backoff):
+            // the fired timer is gone, so arm the earliest deadline again.
+            self.arm();
             return;
         }
-        match attempt.step {
-            Step::Backoff => self.begin_attempt(now),
-            Step::Commit | Step::CommitRoutes => {
-                self.stats.timeouts += 1;
-                self.finish(now, Err(ClientError::OutcomeUnknown));
+        for slot in due {
+            self.focus(slot);
+            match self.attempt().step {
+                Step::Backoff => self.begin_attempt(now),
+                Step::Commit | Step::CommitRoutes => {
+                    self.stats.timeouts += 1;
+                    self.finish(now, Err(ClientError::OutcomeUnknown));
+                }
+                Step::ReadRoutes | Step::ReadResource | Step::ReadHead => {
+                    self.stats.timeouts += 1;
+                    self.retry_or_give_up(now);
+                }
             }
-            Step::ReadRoutes | Step::ReadResource | Step::ReadHead => {
-                self.stats.timeouts += 1;
-                self.retry_or_give_up(now);
-            }
+            self.unfocus();
         }
         self.check_invariants();
     }
 
+    /// Takes the operation in `slot` out of `attempts` to handle an input for it.
+    fn focus(&mut self, slot: u64) {
+        assert!(self.current.is_none(), "one operation handled at a time");
+        let attempt = self.attempts.remove(&slot).expect("an operation in progress");
+        self.current = Some((slot, attempt));
+    }
+
+    /// Puts the operation handled back among those in progress, unless it finished.
+    fn unfocus(&mut self) {
+        if let Some((slot, attempt)) = self.current.take() {
+            self.attempts.insert(slot, attempt);
+        }
+    }
+
+    /// The operation being handled.
+    fn attempt(&self) -> &Attempt {
+        &self.current.as_ref().expect("an operation being handled").1
+    }
+
+    /// Arms the one timer at the earliest deadline of the operations in progress.
+    fn arm(&mut self) {
+        let focused = self.current.as_ref().map(|(_, attempt)| attempt.deadline);
+        let others = self.attempts.values().map(|attempt| attempt.deadline);
+        if let Some(deadline) = focused.into_iter().chain(others).min() {
+            self.outputs.push_back(WorkerOutput::Timer { deadline });
+        }
+    }
+
     fn start(&mut self, now: Time, request: RequestId, operation: Operation) {
-        assert!(self.current.is_none(), "one operation at a time");
-        self.current = Some(Attempt {
-            request,
-            operation,
-            attempts: 0,
-            step: Step::Backoff,
-            tag: None,
-            deadline: now,
-            resource: Vec::new(),
-            phase: None,
-            home: None,
-            placement: None,
-        });
+        assert!(self.current.is_none(), "one operation handled at a time");
+        let slot = self.next_attempt;
+        self.next_attempt += 1;
+        self.current = Some((
+            slot,
+            Attempt {
+                request,
+                operation,
+                attempts: 0,
+                step: Step::Backoff,
+                tag: None,
+                deadline: now,
+                resource: Vec::new(),
+                phase: None,
+                home: None,
+                placement: None,
+            },
+        ));
         self.begin_attempt(now);
     }
 
     fn begin_attempt(&mut self, now: Time) {
-        let attempt = self.current.as_mut().expect("an attempt to begin");
+        let attempt = &mut self.current.as_mut().expect("an attempt to begin").1;
         attempt.attempts += 1;
         if attempt.attempts > 1 {
             self.stats.retries += 1;
@@ -454,7 +512,7 @@ impl Worker {
     /// the home shard from known rows, reading the first one missing.
     fn route(&mut self, now: Time) {
         let placer = self.config.placer.expect("a sharded worker routes");
-        let attempt = self.current.as_mut().expect("an attempt to route");
+        let attempt = &mut self.current.as_mut().expect("an operation being handled").1;
         let keys = placer.keys_to_read(&attempt.operation);
         if !keys.is_empty() {
             self.send(now, BASE, Step::ReadRoutes, StoreRequest::Read { keys });
@@ -474,7 +532,7 @@ impl Worker {
             self.routes.learn(entry);
         }
         let placer = self.config.placer.expect("a sharded worker reads routes");
-        let attempt = self.current.as_mut().expect("an attempt in progress");
+        let attempt = &mut self.current.as_mut().expect("an operation being handled").1;
         match placer.place(&attempt.operation, &entries) {
             Err(error) => self.finish(now, Err(placement_error(error))),
             Ok(Some(placement)) if placement.shard == BASE || placement.writes.is_empty() => {
@@ -509,7 +567,7 @@ impl Worker {
         match outcome {
             CommitOutcome::Committed { commit, .. } => {
                 self.stats.commits += 1;
-                let attempt = self.current.as_mut().expect("an attempt in progress");
+                let attempt = &mut self.current.as_mut().expect("an operation being handled").1;
                 let placement = attempt.placement.take().expect("routing rows committed for a placement");
                 attempt.home = Some(placement.shard);
                 learn_committed(&mut self.routes, &placement, commit);
@@ -525,7 +583,7 @@ impl Worker {
 
     /// Step 1: read the resource (and the phase) in its home shard's store.
     fn read_resource(&mut self, now: Time) {
-        let attempt = self.current.as_ref().expect("an attempt in progress");
+        let attempt = &self.current.as_ref().expect("an operation being handled").1;
         let mut keys = resource_keys(&attempt.operation);
         if self.config.phase_fenced {
             keys.push(PHASE_KEY);
@@ -535,7 +593,7 @@ impl Worker {
 
     fn on_resource_read(&mut self, now: Time, mut entries: Vec<ReadEntry>) {
         let fenced = self.config.phase_fenced;
-        let attempt = self.current.as_mut().expect("an attempt in progress");
+        let attempt = &mut self.current.as_mut().expect("an operation being handled").1;
         assert_eq!(entries.len(), resource_keys(&attempt.operation).len() + usize::from(fenced), "one entry per key");
         attempt.phase = if fenced { entries.pop() } else { None };
         attempt.resource = entries;
@@ -560,7 +618,7 @@ impl Worker {
 
     fn on_head_read(&mut self, now: Time, head: Option<ReadEntry>) {
         assert_eq!(self.config.mode, InterceptorMode::Sync, "only sync mode reads the head");
-        let attempt = self.current.as_ref().expect("an attempt in progress");
+        let attempt = &self.current.as_ref().expect("an operation being handled").1;
         // The resource entries have not changed since step 1: the same plan.
         let Ok(Decision::Mutate(plan)) = decide(&attempt.operation, &attempt.resource, self.replicates()) else {
             panic!("a head read without a mutation to commit");
@@ -570,14 +628,14 @@ impl Worker {
 
     fn commit_plan(&mut self, now: Time, plan: Plan, head: Option<ReadEntry>) {
         let Plan { mut transaction, done, mutation } = plan;
-        if let Some(phase) = self.current.as_ref().and_then(|attempt| attempt.phase.as_ref()) {
+        if let Some(phase) = self.attempt().phase.as_ref() {
             // The fence: a phase change since the read makes this commit conflict.
             transaction.reads.push((phase.key, phase.version));
         }
         if let Some(mutation) = mutation.filter(|_| self.replicates()) {
             self.interceptor().on_mutation(&mut transaction, mutation, head.as_ref());
         }
-        if let Some(placement) = self.current.as_ref().and_then(|attempt| attempt.placement.clone()) {
+        if let Some(placement) = self.attempt().placement.clone() {
             // Home in the base store: the routing rows commit with the resource.
             placement.add_to(&mut transaction);
         }
@@ -595,7 +653,7 @@ impl Worker {
         match outcome {
             CommitOutcome::Committed { commit, .. } => {
                 self.stats.commits += 1;
-                let attempt = self.current.as_ref().expect("an attempt in progress");
+                let attempt = &self.current.as_ref().expect("an operation being handled").1;
                 if let Some(placement) = &attempt.placement {
                     learn_committed(&mut self.routes, placement, commit);
                 }
@@ -614,7 +672,7 @@ impl Worker {
     }
 
     fn retry_or_give_up(&mut self, now: Time) {
-        let attempt = self.current.as_mut().expect("an attempt in progress");
+        let attempt = &mut self.current.as_mut().expect("an operation being handled").1;
         if attempt.attempts >= self.config.commit_attempts_max {
             let attempts = attempt.attempts;
             self.finish(now, Err(ClientError::RetriesExhausted { attempts }));
@@ -625,29 +683,29 @@ impl Worker {
         attempt.step = Step::Backoff;
         attempt.tag = None;
         attempt.deadline = now.plus_ns(delay_ns);
-        let deadline = attempt.deadline;
-        self.outputs.push_back(WorkerOutput::Timer { deadline });
+        self.arm();
     }
 
     /// The current operation's home shard: the base until it is resolved
     /// (and always, without shards).
     fn home(&self) -> ShardId {
-        self.current.as_ref().and_then(|attempt| attempt.home).unwrap_or(BASE)
+        self.attempt().home.unwrap_or(BASE)
     }
 
     fn send(&mut self, now: Time, shard: ShardId, step: Step, request: StoreRequest) {
         let tag = self.next_tag.take_next();
-        let attempt = self.current.as_mut().expect("a request belongs to an attempt");
+        let deadline = now.plus_ns(self.config.request_timeout_ns);
+        let attempt = &mut self.current.as_mut().expect("an operation being handled").1;
         attempt.step = step;
         attempt.tag = Some(tag);
-        attempt.deadline = now.plus_ns(self.config.request_timeout_ns);
-        let deadline = attempt.deadline;
+        attempt.deadline = deadline;
         self.outputs.push_back(WorkerOutput::Store { shard, tag, request });
-        self.outputs.push_back(WorkerOutput::Timer { deadline });
+        self.arm();
     }
 
+    /// Answers the operation being handled; the next queued one takes its place.
     fn finish(&mut self, now: Time, result: Result<Done, ClientError>) {
-        let attempt = self.current.take().expect("an attempt to finish");
+        let (_, attempt) = self.current.take().expect("an attempt to finish");
         self.answer(attempt.request, result);
         if let Some((request, operation)) = self.queue.pop_front() {
             self.start(now, request, operation);
@@ -665,22 +723,24 @@ impl Worker {
     /// Whether the current attempt's mutation emits a replication event: always
     /// for an unfenced worker, else by the phase it read.
     fn replicates(&self) -> bool {
-        let phase = self.current.as_ref().and_then(|attempt| attempt.phase.as_ref());
-        replicates(phase, self.config.phase_fenced)
+        replicates(self.attempt().phase.as_ref(), self.config.phase_fenced)
     }
 
     /// Asserts the worker's invariants.
     pub fn check_invariants(&self) {
         assert!(self.queue.len() <= self.config.queue_requests_max, "queue over its bound");
-        match &self.current {
-            None => assert!(self.queue.is_empty(), "idle with a queue"),
-            Some(attempt) => {
-                assert!(attempt.attempts >= 1, "an attempt in progress was begun");
-                assert!(attempt.attempts <= self.config.commit_attempts_max, "attempts over budget");
-                assert_eq!(attempt.tag.is_none(), attempt.step == Step::Backoff, "a tag iff waiting on the store");
-                if self.config.placer.is_none() {
-                    assert_eq!(attempt.home, None, "a worker without shards has no home to resolve");
-                }
+        assert!(self.current.is_none(), "no operation is left being handled between calls");
+        assert!(self.attempts.len() <= self.config.operations_max, "operations over their bound");
+        if self.attempts.len() < self.config.operations_max {
+            assert!(self.queue.is_empty(), "a queue while there is room");
+        }
+        for (slot, attempt) in &self.attempts {
+            assert!(*slot < self.next_attempt, "an operation that never started");
+            assert!(attempt.attempts >= 1, "an attempt in progress was begun");
+            assert!(attempt.attempts <= self.config.commit_attempts_max, "attempts over budget");
+            assert_eq!(attempt.tag.is_none(), attempt.step == Step::Backoff, "a tag iff waiting on the store");
+            if self.config.placer.is_none() {
+                assert_eq!(attempt.home, None, "a worker without shards has no home to resolve");
             }
         }
     }

@@ -321,6 +321,7 @@ impl ModelConfig {
             retry_delay_max_ns: timings.retry_delay_ms * NS_PER_MS * 4,
             request_timeout_ns: timings.request_timeout_ms * NS_PER_MS,
             queue_requests_max: 8,
+            operations_max: 1,
             phase_fenced: self.migration.is_some(),
             placer: None,
         };

@@ -129,6 +129,7 @@ pub fn world_config(scenario: &Scenario, knobs: &Knobs, bugs: &Bugs) -> WorldCon
         retry_delay_max_ns: (replication.retry_delay_us * NS_PER_US * 64).max(1),
         request_timeout_ns: 200 * NS_PER_MS,
         queue_requests_max: 64,
+        operations_max: scenario.topology.worker_operations_max,
         phase_fenced: scenario.migration.is_some(),
         placer: None,
     };

@@ -381,13 +381,15 @@ fn quota_error_field(error: &QuotaConfigError) -> String {
 pub struct Topology {
     /// Control-plane workers.
     pub workers: u32,
-    /// Data-plane hosts.
+    /// Data-plane hosts (per cell, in a sharded scenario).
     pub hosts: u32,
+    /// Operations each worker runs at once (`vault::worker::WorkerConfig::operations_max`).
+    pub worker_operations_max: usize,
 }
 
 impl Default for Topology {
     fn default() -> Topology {
-        Topology { workers: 2, hosts: 3 }
+        Topology { workers: 2, hosts: 3, worker_operations_max: 1 }
     }
 }
 
@@ -693,6 +695,9 @@ impl Scenario {
         if self.topology.hosts == 0 {
             return fail("topology.hosts", "must be at least 1");
         }
+        if self.topology.worker_operations_max == 0 {
+            return fail("topology.worker_operations_max", "must be at least 1");
+        }
         if self.workload.tenants == 0 {
             return fail("workload.tenants", "must be at least 1");
         }
@@ -917,6 +922,9 @@ mod tests {
         let error = parse("name = \"x\"\n[topology]\nworkers = 0\n").unwrap_err();
         assert_eq!(error.line, Some(3), "{error}");
         assert_eq!(error.field.as_deref(), Some("topology.workers"), "{error}");
+        let error = parse("name = \"x\"\n[topology]\nworker_operations_max = 0\n").unwrap_err();
+        assert_eq!(error.line, Some(3), "{error}");
+        assert_eq!(error.field.as_deref(), Some("topology.worker_operations_max"), "{error}");
         let error = parse("name = \"x\"\n[run]\nproperties = [\"REP-1\", \"REP-42\"]\n").unwrap_err();
         assert_eq!(error.line, Some(3), "{error}");
         assert!(error.message.contains("REP-42"), "{error}");

@@ -463,6 +463,51 @@ fn full_queue_answers_busy_and_queued_requests_run_in_order() {
 }
 
 #[test]
+fn with_room_for_two_operations_one_waiting_on_a_silent_store_does_not_hold_up_the_other() {
+    let mut store = store_with(InterceptorMode::Async, true);
+    let config = WorkerConfig { operations_max: 2, ..WorkerConfig::new(InterceptorMode::Async) };
+    let timeout = config.request_timeout_ns;
+    let mut client = Client::new(config);
+    let stalled = client.submit(Time::ZERO, update(S1, b"stalled", None));
+    let later = Time(1_000);
+    let moving = client.submit(later, create_secret(S2, 2));
+    assert_eq!(client.requests.len(), 2, "both operations read at once");
+    assert_eq!(client.timer, Some(Time(timeout)), "the timer is at the earliest deadline");
+    // The first read is lost; the second operation goes on and is answered.
+    client.requests.pop_front();
+    while client.answers.is_empty() {
+        client.deliver(&mut store, later);
+    }
+    assert_eq!(client.answers, vec![(moving, done(S2, 1))]);
+    assert!(client.worker.is_busy(), "the stalled operation is still in progress");
+    // Its read times out and is retried after the backoff; then it commits.
+    client.fire(Time(timeout));
+    assert_eq!(client.worker.stats().timeouts, 1);
+    client.settle(&mut store, Time(timeout));
+    assert_eq!(client.answer(stalled), done(S1, 2));
+    assert!(!client.worker.is_busy());
+}
+
+#[test]
+fn past_its_operations_a_worker_queues_then_answers_busy() {
+    let mut store = store_with(InterceptorMode::Sync, false);
+    let config = WorkerConfig { operations_max: 2, queue_requests_max: 1, ..WorkerConfig::new(InterceptorMode::Sync) };
+    let mut client = Client::new(config);
+    let first = client.submit(Time::ZERO, create_secret(S1, 1));
+    let second = client.submit(Time::ZERO, create_secret(S2, 2));
+    assert_eq!(client.requests.len(), 2, "two in progress");
+    let third = client.submit(Time::ZERO, create_secret(SecretId(3), 3));
+    assert_eq!(client.requests.len(), 2, "the third waits in the queue");
+    let fourth = client.submit(Time::ZERO, create_secret(SecretId(4), 4));
+    assert_eq!(client.answers, vec![(fourth, Err(ClientError::Busy))]);
+    client.settle(&mut store, Time::ZERO);
+    for (request, secret) in [(first, S1), (second, S2), (third, SecretId(3))] {
+        assert!(matches!(client.answer(request), Ok(Done::Secret { secret: answered, .. }) if answered == secret));
+    }
+    assert_eq!(store.read(&Key::Secret(SecretId(4))).value, None, "a busy answer attempted nothing");
+}
+
+#[test]
 fn woken_early_rearms_the_current_deadline_in_every_step() {
     // Postmortem: `on_timer` returned without a `Timer` output on an early or
     // stale wake-up, both with a store request outstanding and in backoff; the
