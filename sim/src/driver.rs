@@ -388,6 +388,12 @@ struct Simulation<'a> {
     secrets_created: u32,
     /// Vaults created by clients (beyond the configured ones).
     vaults_created: u32,
+    /// The vaults clients created whose placement committed, in that order:
+    /// new secrets are spread over them too (see `vault_for_new_secret`).
+    placed_vaults: Vec<VaultId>,
+    /// The secrets created in those vaults, with their vault's tenancy; every
+    /// other secret `s` is in configured vault `s % vaults`.
+    secrets_in_placed: BTreeMap<SecretId, (VaultId, u32)>,
     /// Secrets whose last acknowledged write left them existing, oldest first:
     /// the targets of updates, deletes and reads.
     live_secrets: Vec<SecretId>,
@@ -399,7 +405,7 @@ struct Simulation<'a> {
     host_cursors: BTreeMap<(u32, u32), u64>,
     lag: Vec<u64>,
     trace: Option<TraceWriter>,
-    /// The tenant of each request, by request id (secret `s` is in vault `s % vaults`).
+    /// The tenant of each request, by request id (see `tenant_of_secret`).
     request_tenants: Vec<u32>,
     /// Per-tenant creations (with `workload.tenant_weights`).
     created_by_tenant: BTreeMap<u32, u32>,
@@ -452,6 +458,8 @@ pub fn run(scenario: &Scenario, options: &RunOptions) -> RunResult {
         request_tenants: Vec::new(),
         created_by_tenant: BTreeMap::new(),
         vaults_created: 0,
+        placed_vaults: Vec::new(),
+        secrets_in_placed: BTreeMap::new(),
         submitted: BTreeMap::new(),
         migration: BTreeMap::new(),
         stored_phase: 0,
@@ -780,10 +788,33 @@ impl Simulation<'_> {
         Action::Submit { request, worker, operation: Operation::CreateVault { vault: VaultId(vault), tenant }, at }
     }
 
-    /// The tenancy of secret `s`: that of vault `s % vaults`.
+    /// The tenancy of secret `s`: that of its vault (`vault_for_new_secret`).
     fn tenant_of_secret(&self, secret: SecretId) -> u32 {
+        if let Some((_, tenant)) = self.secrets_in_placed.get(&secret) {
+            return *tenant;
+        }
         let vaults = &self.world.config().vaults;
         vaults[(secret.0 as usize) % vaults.len()].1 .0
+    }
+
+    /// The vault a new secret `s` is created in: `s % n` among the `n`
+    /// configured vaults and the client-created vaults already placed, so
+    /// that vaults placed on a shard added live hold secrets that clients
+    /// then read and write. Without vault creations, or with
+    /// `workload.tenant_weights` (whose secret ids follow the configured
+    /// vaults), configured vault `s % vaults`.
+    fn vault_for_new_secret(&mut self, secret: SecretId) -> VaultId {
+        let vaults = &self.world.config().vaults;
+        let configured = vaults.len();
+        let placed = if self.scenario.workload.tenant_weights.is_empty() { self.placed_vaults.len() } else { 0 };
+        let index = secret.0 as usize % (configured + placed);
+        if index < configured {
+            return vaults[index].0;
+        }
+        let vault = self.placed_vaults[index - configured];
+        let tenant = vault.0 % self.scenario.workload.tenants;
+        self.secrets_in_placed.insert(secret, (vault, tenant));
+        vault
     }
 
     /// A client operation: kind by the mix, secret by Zipf popularity.
@@ -859,7 +890,7 @@ impl Simulation<'_> {
 
     /// The client's action of mix index `kind` on `secret`: a read from a host
     /// drawn uniformly, or an operation sent to a worker drawn uniformly. A
-    /// create goes to the secret's vault, `secret % vaults`.
+    /// create goes to the vault `vault_for_new_secret` picks.
     fn client_action(&mut self, kind: usize, secret: SecretId, request: RequestId, at: Time) -> Action {
         if kind == 4 {
             return self.host_read(request, secret, at);
@@ -867,8 +898,7 @@ impl Simulation<'_> {
         let content = Content::new(format!("{}:{}", secret.0, request.0).as_bytes());
         let operation = match kind {
             0 => {
-                let vaults = self.world.config().vaults.len() as u32;
-                let vault = self.world.config().vaults[(secret.0 % vaults) as usize].0;
+                let vault = self.vault_for_new_secret(secret);
                 Operation::CreateSecret { secret, vault, content, token: IdempotencyToken(request.0) }
             }
             1 => Operation::UpdateSecret { secret, content, expected: None },
@@ -913,6 +943,12 @@ impl Simulation<'_> {
         for observation in &report.observations {
             self.observe_migration(observation);
             self.observe_lag(now, observation);
+            if let Observation::Placed { vault, .. } = observation {
+                let configured = self.world.config().vaults.len() as u32;
+                if *vault >= configured && !self.placed_vaults.contains(&VaultId(*vault)) {
+                    self.placed_vaults.push(VaultId(*vault));
+                }
+            }
             if let Observation::Acknowledged { secret, version } = observation {
                 self.observe_acknowledged(SecretId(*secret));
                 if *version == 1 && self.scenario.workload.read_after_create && self.fault_phase {
