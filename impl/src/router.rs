@@ -178,6 +178,11 @@ impl Router {
         self.stats
     }
 
+    /// Whether a lookup is in progress (a request waits on the base store).
+    pub fn is_busy(&self) -> bool {
+        !self.in_flight.is_empty()
+    }
+
     /// The next event of the base store's routing partition reached this host.
     pub fn on_route_event(&mut self, event: &RouteEvent) {
         self.routes.apply(event);

@@ -2368,16 +2368,27 @@ impl World {
     }
 
     /// Whether nothing is left to do but periodic polls: no client operation in
-    /// progress or in flight, no outbox row, no secret waiting for activation
-    /// (while a host is up), and every up host at the log's head.
+    /// progress or in flight (a routed read counts until it is answered: at a
+    /// router's lookup or on its proxied hop), no outbox row, no secret
+    /// waiting for activation (while a host is up), every up host at the
+    /// log's head, and no shard addition still running.
     pub fn is_quiet(&self) -> bool {
-        let workers_idle = self.workers().all(|(_, worker)| !worker.is_busy());
-        let clients_idle = self.in_flight.values().all(|message| {
-            !matches!(message.from, NodeId::Client | NodeId::Worker(_))
-                && !matches!(message.to, NodeId::Client | NodeId::Worker(_))
-        });
         let (outbox_empty, hosts_caught_up, none_creating) = self.cells_settled();
-        self.unquiet_reason(workers_idle && clients_idle, outbox_empty, hosts_caught_up, none_creating).is_none()
+        self.unquiet_reason(self.clients_idle(), outbox_empty, hosts_caught_up, none_creating).is_none()
+    }
+
+    /// No client operation in progress at a worker or a router, and no
+    /// message of one in flight.
+    fn clients_idle(&self) -> bool {
+        let workers_idle = self.workers().all(|(_, worker)| !worker.is_busy());
+        let routers_idle = self.base().routers.iter().flatten().all(|router| !router.is_busy());
+        let client_node = |node: NodeId| matches!(node, NodeId::Client | NodeId::Worker(_) | NodeId::Router(_));
+        let messages_idle = self.in_flight.values().all(|message| {
+            !client_node(message.from)
+                && !client_node(message.to)
+                && !matches!(message.payload, Payload::Proxied { .. })
+        });
+        workers_idle && routers_idle && messages_idle
     }
 
     /// Whether, in every cell, the outbox is empty, every up host is at the
@@ -2399,9 +2410,8 @@ impl World {
         if self.is_quiet() {
             return None;
         }
-        let clients = self.workers().all(|(_, worker)| !worker.is_busy());
         let (outbox, caught_up, none_creating) = self.cells_settled();
-        self.unquiet_reason(clients, outbox, caught_up, none_creating)
+        self.unquiet_reason(self.clients_idle(), outbox, caught_up, none_creating)
     }
 
     fn unquiet_reason(
@@ -2422,6 +2432,14 @@ impl World {
         .map(|(_, what)| (*what).to_string())
         .collect();
         waiting.extend(self.migration_pending());
+        let adding = match &self.adder {
+            Job::Up(addition) => !addition.is_admitted(),
+            Job::Down => true,
+            Job::Absent => false,
+        };
+        if adding {
+            waiting.push("the shard addition".to_string());
+        }
         (!waiting.is_empty()).then(|| waiting.join("; "))
     }
 

@@ -181,7 +181,9 @@ fn not_found_only_when_the_base_store_has_no_route_either() {
 fn a_lookup_without_an_answer_is_answered_unavailable_at_its_deadline() {
     let store = base_store();
     let mut router = Router::new(config(), RouteTable::new());
+    assert!(!router.is_busy(), "a new router waits on nothing");
     router.on_request(Time(0), RequestId(1), TENANT_A, Resource::Secret(SECRET_B));
+    assert!(router.is_busy(), "a request waits on its lookup");
     let outputs = drain(&mut router);
     let Some(RouterOutput::Store { tag, request }) = outputs.first().cloned() else { panic!("a lookup: {outputs:?}") };
     assert_eq!(outputs[1], RouterOutput::Timer { deadline: Time(10 * MS) });
@@ -194,6 +196,7 @@ fn a_lookup_without_an_answer_is_answered_unavailable_at_its_deadline() {
         vec![RouterOutput::Answer { request: RequestId(1), error: RouteError::Unavailable }]
     );
     assert_eq!(router.stats().timeouts, 1);
+    assert!(!router.is_busy(), "an answered request waits no more");
     // The base store's late answer is ignored: the request was answered once.
     let mut store = store;
     router.on_store_reply(Time(11 * MS), tag, store.on_request(request));

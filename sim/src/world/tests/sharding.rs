@@ -103,9 +103,15 @@ fn a_router_without_the_route_reads_it_from_the_base_store() {
 fn a_read_of_a_secret_that_was_never_created_is_not_found_by_the_router() {
     let mut world = World::new(sharded(2, false));
     settle(&mut world, SETTLE_NS);
+    assert!(world.is_quiet());
     let now = world.now();
-    step_clean(&mut world, &routed_read(1, 0, 0, 9, now));
-    let observations = settle_observing(&mut world, SETTLE_NS);
+    let mut observations = step_clean(&mut world, &routed_read(1, 0, 0, 9, now)).observations;
+    // The request waits on the router's lookup: the world is not quiet.
+    run_until_in_flight(&mut world, |message| message.from == NodeId::Router(0));
+    assert!(!world.is_quiet(), "a routed read waits on its lookup");
+    assert_eq!(world.why_not_quiet().as_deref(), Some("client operations"));
+    observations.extend(settle_observing(&mut world, SETTLE_NS));
+    assert!(world.is_quiet(), "answered: {:?}", world.why_not_quiet());
     let answered = Observation::RequestAnswered { request: 1, shard: None, outcome: RouteOutcome::NotFound };
     assert!(observations.contains(&answered), "{observations:?}");
     assert_eq!(world.history()[&RequestId(1)].answered.map(|(_, served)| served), Some(true), "a domain answer");
@@ -140,7 +146,10 @@ fn a_shard_added_live_is_ready_only_once_its_cell_serves_and_every_base_host_has
     assert!(!world.crashable_nodes().contains(&NodeId::ShardAdder), "no operator before it is told");
     let now = world.now();
     let mut observations = step_clean(&mut world, &Action::AddShard { at: now }).observations;
+    let waiting = world.why_not_quiet().unwrap_or_default();
+    assert!(waiting.contains("the shard addition"), "{waiting}");
     observations.extend(settle_observing(&mut world, SETTLE_NS));
+    assert!(world.is_quiet(), "added: {:?}", world.why_not_quiet());
     let provisioning = position(&observations, &Observation::ShardRegistered { shard: 2, ready: false });
     let serving = position(&observations, &Observation::CellReady { shard: 2 });
     let ready = position(&observations, &Observation::ShardRegistered { shard: 2, ready: true });
