@@ -60,3 +60,28 @@ fn traces_are_deterministic_replay_and_render() {
         assert!(quiet.contains("->>client: req"), "answers to clients stay: {quiet}");
     }
 }
+
+/// Adding a shard live fails no request: `add-shard` without its crashes,
+/// partitions and drops, so RTE-5 judges every `Unavailable` answer and
+/// every request must be served, the new shard's too.
+#[test]
+fn adding_a_shard_under_load_fails_no_request() {
+    let path = workspace_root().join("specs/scenarios/add-shard.toml");
+    let mut scenario = Scenario::load(&path).expect("add-shard parses");
+    scenario.faults = Default::default();
+    scenario.network.drop_per_million = 0;
+    scenario.network.duplicate_per_million = 0;
+    let mut added = 0;
+    for seed in 0..SWARM_SEEDS {
+        let result = run(&scenario, &RunOptions { seed, swarm: false, trace: false, bugs: Bugs::none() });
+        assert_eq!(result.failure, None, "seed {seed}");
+        assert!(result.stats.converged, "seed {seed} became quiet");
+        added += result.stats.shards.get(&2).map_or(0, |shard| shard.issued);
+        for (shard, stats) in &result.stats.shards {
+            assert_eq!(stats.served, stats.issued, "seed {seed}: shard {shard} failed a request");
+        }
+    }
+    // Most traffic goes to the oldest secrets, so the new shard's share is
+    // small; some of it must reach it for the check to mean anything.
+    assert!(added > 0, "requests reached the added shard");
+}
