@@ -66,12 +66,26 @@ pub enum Bug {
     /// The backfiller skips its token bucket and sends its store requests as
     /// fast as the replies come (breaks THR-3).
     UnthrottledBackfill,
+    /// The router pins each caller tenancy to the shard of the first request
+    /// it routed for it, as if a tenancy lived on one shard, and sends every
+    /// later request of that caller there, so a cross-tenancy or
+    /// on-behalf-of request, or one for the caller's vault on another
+    /// shard, goes to the caller's shard instead of its resource's home
+    /// (breaks RTE-4).
+    RouteByTenancy,
+    /// A router without a request's routing row answers NotFound instead of
+    /// reading the row from the base store (breaks RTE-2).
+    NoRouteFallback,
+    /// Placement takes every registered shard, `Provisioning` ones included,
+    /// so a new vault goes to a shard added live before it is marked `Ready`
+    /// (before its routing rows reached every base-cell host) (breaks RTE-3).
+    RouteBeforeReady,
 }
 
 #[cfg(feature = "bugzoo")]
 impl Bug {
     /// Every bug, in zoo order.
-    pub const ALL: [Bug; 15] = [
+    pub const ALL: [Bug; 18] = [
         Bug::CorruptingApply,
         Bug::UnversionedApply,
         Bug::PublishWithoutReads,
@@ -87,6 +101,9 @@ impl Bug {
         Bug::VersionBlindVerifier,
         Bug::SwitchoverWithoutFallback,
         Bug::UnthrottledBackfill,
+        Bug::NoRouteFallback,
+        Bug::RouteBeforeReady,
+        Bug::RouteByTenancy,
     ];
 
     /// The entry's name in the zoo, traces and the command line.
@@ -107,6 +124,9 @@ impl Bug {
             Bug::VersionBlindVerifier => "version-blind-verifier",
             Bug::SwitchoverWithoutFallback => "switchover-without-fallback",
             Bug::UnthrottledBackfill => "unthrottled-backfill",
+            Bug::RouteByTenancy => "route-by-tenancy",
+            Bug::NoRouteFallback => "no-route-fallback",
+            Bug::RouteBeforeReady => "route-before-ready",
         }
     }
 
@@ -128,6 +148,9 @@ impl Bug {
             Bug::VersionBlindVerifier => "MIG-4",
             Bug::SwitchoverWithoutFallback => "MIG-6",
             Bug::UnthrottledBackfill => "THR-3",
+            Bug::RouteByTenancy => "RTE-4",
+            Bug::NoRouteFallback => "RTE-2",
+            Bug::RouteBeforeReady => "RTE-3",
         }
     }
 
@@ -208,7 +231,8 @@ mod tests {
         let properties: BTreeSet<&str> = own.map(Bug::breaks).collect();
         assert_eq!(properties.len(), Bug::ALL.len() - sharing.len(), "two entries break the same property");
         let properties: BTreeSet<&str> = Bug::ALL.into_iter().map(Bug::breaks).collect();
-        let known = |property: &&str| ["REP-", "THR-", "MIG-"].iter().any(|prefix| property.starts_with(prefix));
+        let known =
+            |property: &&str| ["REP-", "THR-", "MIG-", "RTE-"].iter().any(|prefix| property.starts_with(prefix));
         assert!(properties.iter().all(known), "{properties:?}");
         let names: BTreeSet<&str> = Bug::ALL.into_iter().map(Bug::name).collect();
         assert_eq!(names.len(), Bug::ALL.len(), "two entries share a name");

@@ -31,6 +31,9 @@
 
 use std::collections::BTreeSet;
 
+#[cfg(feature = "bugzoo")]
+use crate::bugzoo::Bug;
+use crate::bugzoo::Bugs;
 use crate::store::{Key, ReadEntry, Transaction, Value, Write};
 use crate::types::{CommitSeq, SecretId, ShardId, ShardRecord, ShardState, VaultId};
 use crate::worker::Operation;
@@ -88,19 +91,26 @@ impl Placement {
 }
 
 /// The placement step. See the module documentation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Placer {
     /// How a vault's shard is chosen.
     pub policy: PlacementPolicy,
     /// Shards `0..shards_max` are read from the registry (at most [`SHARDS_MAX`]).
     pub shards_max: u32,
+    bugs: Bugs,
 }
 
 impl Placer {
     /// A placer with `policy` reading `shards_max` registry rows.
     pub fn new(policy: PlacementPolicy, shards_max: u32) -> Placer {
         assert!(shards_max > 0 && shards_max <= SHARDS_MAX, "shards_max {shards_max} outside 1..={SHARDS_MAX}");
-        Placer { policy, shards_max }
+        Placer { policy, shards_max, bugs: Bugs::none() }
+    }
+
+    /// The same placer running bug-zoo variants (none outside the bug zoo).
+    pub fn with_bugs(mut self, bugs: Bugs) -> Placer {
+        self.bugs = bugs;
+        self
     }
 
     /// The keys `operation` must also read for [`Placer::place`]; none for an
@@ -147,8 +157,8 @@ impl Placer {
                 (ShardId(shard), registry_record(row), row.version)
             })
             .collect();
-        let (shard, record) = choose(self.policy, &registry)?;
-        assert_eq!(record.state, ShardState::Ready, "placement chose a shard that is not ready (RTE-3)");
+        let (shard, record) = choose(self.policy, &registry, |state| self.admits(state))?;
+        assert!(self.admits(record.state), "placement chose a shard that is not ready (RTE-3)");
         let mut reads = vec![(route.key, route.version)];
         reads.extend(registry.iter().map(|(shard, _, version)| (Key::Shard(*shard), *version)));
         let load = ShardRecord { vaults: record.vaults.checked_add(1).expect("vault count overflow"), ..record };
@@ -157,6 +167,15 @@ impl Placer {
             Write::Put(Key::Shard(shard), Value::Shard(load)),
         ];
         Ok(Placement { shard, reads, writes })
+    }
+
+    /// Whether a shard in `state` may take new vaults: only a `Ready` one (RTE-3).
+    fn admits(&self, state: ShardState) -> bool {
+        #[cfg(feature = "bugzoo")]
+        if self.bugs.is_on(Bug::RouteBeforeReady) {
+            return true; // Bug: registered is taken for ready.
+        }
+        state == ShardState::Ready
     }
 }
 
@@ -173,13 +192,14 @@ fn place_secret(secret: SecretId, vault: VaultId, entries: &[ReadEntry]) -> Resu
     Ok(Placement { shard, reads, writes })
 }
 
-/// The shard `policy` picks among `registry` rows, with its row.
+/// The shard `policy` picks among the `registry` rows whose state `admits`, with its row.
 fn choose(
     policy: PlacementPolicy,
     registry: &[(ShardId, Option<ShardRecord>, CommitSeq)],
+    admits: impl Fn(ShardState) -> bool,
 ) -> Result<(ShardId, ShardRecord), PlacementError> {
     let mut ready = registry.iter().filter_map(|(shard, record, _)| match record {
-        Some(record) if record.state == ShardState::Ready => Some((*shard, *record)),
+        Some(record) if admits(record.state) => Some((*shard, *record)),
         Some(_) | None => None,
     });
     match policy {

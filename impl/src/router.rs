@@ -34,6 +34,9 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
+#[cfg(feature = "bugzoo")]
+use crate::bugzoo::Bug;
+use crate::bugzoo::Bugs;
 use crate::routes::{Resolution, Resource, RouteTable};
 use crate::store::{Key, StoreReply, StoreRequest};
 use crate::types::{HostId, RequestTag, RouteEvent, ShardId, TenantId, Time, VaultId};
@@ -145,6 +148,10 @@ pub struct Router {
     next_tag: RequestTag,
     outputs: VecDeque<RouterOutput>,
     stats: RouterStats,
+    bugs: Bugs,
+    /// Bug `route-by-tenancy`: the shard each caller tenancy is pinned to.
+    #[cfg(feature = "bugzoo")]
+    tenancy_shards: BTreeMap<TenantId, ShardId>,
 }
 
 impl Router {
@@ -160,7 +167,16 @@ impl Router {
             next_tag: RequestTag::default(),
             outputs: VecDeque::new(),
             stats: RouterStats::default(),
+            bugs: Bugs::none(),
+            #[cfg(feature = "bugzoo")]
+            tenancy_shards: BTreeMap::new(),
         }
+    }
+
+    /// The same router running bug-zoo variants (none outside the bug zoo).
+    pub fn with_bugs(mut self, bugs: Bugs) -> Router {
+        self.bugs = bugs;
+        self
     }
 
     /// The next output, if any.
@@ -193,6 +209,12 @@ impl Router {
     pub fn on_request(&mut self, now: Time, request: RequestId, caller: TenantId, target: Resource) {
         match self.routes.resolve(target, self.config.shard) {
             Resolution::Home { vault, shard } => self.route(RoutedRequest { request, caller, target, vault, shard }),
+            #[cfg(feature = "bugzoo")]
+            Resolution::Missing(_) if self.bugs.is_on(Bug::NoRouteFallback) => {
+                // Bug: a missing row means no such resource; the base store is never asked.
+                self.stats.not_found += 1;
+                self.outputs.push_back(RouterOutput::Answer { request, error: RouteError::NotFound });
+            }
             Resolution::Missing(_) if self.in_flight.len() >= self.config.lookups_max => {
                 self.stats.busy += 1;
                 self.outputs.push_back(RouterOutput::Answer { request, error: RouteError::Busy });
@@ -256,6 +278,14 @@ impl Router {
     }
 
     fn route(&mut self, routed: RoutedRequest) {
+        #[cfg(feature = "bugzoo")]
+        let routed = if self.bugs.is_on(Bug::RouteByTenancy) {
+            // Bug: the caller's tenancy decides; its first route pins it.
+            let shard = *self.tenancy_shards.entry(routed.caller).or_insert(routed.shard);
+            RoutedRequest { shard, ..routed }
+        } else {
+            routed
+        };
         if routed.shard == self.config.shard {
             self.stats.local += 1;
             self.outputs.push_back(RouterOutput::Serve(routed));

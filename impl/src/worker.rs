@@ -511,7 +511,7 @@ impl Worker {
     /// The routing step of a sharded worker: place a creation, or resolve
     /// the home shard from known rows, reading the first one missing.
     fn route(&mut self, now: Time) {
-        let placer = self.config.placer.expect("a sharded worker routes");
+        let placer = self.config.placer.as_ref().expect("a sharded worker routes");
         let attempt = &mut self.current.as_mut().expect("an operation being handled").1;
         let keys = placer.keys_to_read(&attempt.operation);
         if !keys.is_empty() {
@@ -531,7 +531,7 @@ impl Worker {
         for entry in &entries {
             self.routes.learn(entry);
         }
-        let placer = self.config.placer.expect("a sharded worker reads routes");
+        let placer = self.config.placer.as_ref().expect("a sharded worker reads routes");
         let attempt = &mut self.current.as_mut().expect("an operation being handled").1;
         match placer.place(&attempt.operation, &entries) {
             Err(error) => self.finish(now, Err(placement_error(error))),

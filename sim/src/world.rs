@@ -1841,7 +1841,8 @@ impl World {
                     .config
                     .sharding
                     .as_ref()
-                    .map(|sharding| Placer::new(sharding.policy, sharding.shards + u32::from(sharding.add_shard)));
+                    .map(|sharding| Placer::new(sharding.policy, sharding.shards + u32::from(sharding.add_shard)))
+                    .map(|placer| placer.with_bugs(self.config.bugs.clone()));
                 let config = WorkerConfig { mode: self.config.mode, placer, ..self.config.worker.clone() };
                 let slot = Some(Arc::new(Worker::new(config).with_bugs(self.config.bugs.clone())));
                 if (index as usize) < self.workers.len() {
@@ -2259,7 +2260,8 @@ impl World {
             request_timeout_ns: sharding.route_timeout_ns,
             lookups_max: sharding.lookups_max,
         };
-        let router = Router::new(config, self.host(index).durable().routes().clone());
+        let router =
+            Router::new(config, self.host(index).durable().routes().clone()).with_bugs(self.config.bugs.clone());
         self.base_mut().routers[index as usize] = Some(Arc::new(router));
     }
 

@@ -169,6 +169,24 @@ pub fn recipe(bug: Bug) -> Recipe {
              it: on `migration` (400 requests/s, burst 40) the short walk stays within budget even unthrottled; \
              `migration-budget` allows 60 requests/s, burst 6.",
         ),
+        Bug::NoRouteFallback => (
+            Some(sim("sharded", PropertyId::Rte2)),
+            None,
+            "no model recipe: the model configurations do not shard (the routing spec's own tests catch \
+             NotFound without a lookup)",
+        ),
+        Bug::RouteBeforeReady => (
+            Some(sim("add-shard", PropertyId::Rte3)),
+            None,
+            "no model recipe: the model configurations do not shard (the routing spec's own tests catch a \
+             placement on a provisioning shard)",
+        ),
+        Bug::RouteByTenancy => (
+            Some(sim("sharded", PropertyId::Rte4)),
+            None,
+            "no model recipe: the model configurations do not shard, and the routing spec's requests carry \
+             only their vault, so RTE-4 is structural there",
+        ),
     };
     Recipe { bug, simulator, model, note }
 }
