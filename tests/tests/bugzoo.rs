@@ -32,7 +32,7 @@ use vault::worker::Operation;
 use vaultsim_tests::workspace_root;
 
 /// Every entry and the test of this file (or `planted.rs`) that catches it.
-const CAUGHT: [(Bug, &str); 15] = [
+const CAUGHT: [(Bug, &str); 18] = [
     (Bug::CorruptingApply, "corrupting_apply_*"),
     (Bug::UnversionedApply, "unversioned_apply_*"),
     (Bug::PublishWithoutReads, "publish_without_reads_*"),
@@ -48,6 +48,9 @@ const CAUGHT: [(Bug, &str); 15] = [
     (Bug::VersionBlindVerifier, "version_blind_verifier_*"),
     (Bug::SwitchoverWithoutFallback, "switchover_without_fallback_*"),
     (Bug::UnthrottledBackfill, "unthrottled_backfill_*"),
+    (Bug::NoRouteFallback, "no_route_fallback_*"),
+    (Bug::RouteBeforeReady, "route_before_ready_*"),
+    (Bug::RouteByTenancy, "route_by_tenancy_*"),
 ];
 
 #[test]
@@ -614,6 +617,51 @@ fn unthrottled_backfill_is_caught_by_the_simulator_as_thr3() {
     assert_eq!(failure.violation.property, PropertyId::Thr3, "{}", failure.violation);
     assert!(failure.violation.detail.contains("had 8 store requests sent in the 23988000 ns"), "{}", failure.violation);
     assert_eq!((seed, failure.step), (0, 288));
+}
+
+#[test]
+fn no_route_fallback_is_caught_by_the_simulator_as_rte2() {
+    // A base-cell host that lacks a secret's route (its routing log is
+    // behind) answers NotFound for a secret of vault 0, placed at the start.
+    // No model recipe: the model configurations do not shard.
+    let (seed, failure) = first_failure(Bug::NoRouteFallback);
+    assert_eq!(failure.violation.property, PropertyId::Rte2, "{}", failure.violation);
+    assert!(failure.violation.detail.contains("answered NotFound, but vault 0 was placed"), "{}", failure.violation);
+    assert_eq!((seed, failure.step), (3, 253));
+}
+
+#[test]
+fn route_before_ready_is_caught_by_the_simulator_as_rte3() {
+    // A vault created while the live-added shard 2 waits for the base-cell
+    // hosts to apply its registry row goes there: least loaded, but still
+    // provisioning. Seeds 0 to 3 create no vault inside that window.
+    // No model recipe: the model configurations do not shard.
+    let (seed, failure) = first_failure(Bug::RouteBeforeReady);
+    assert_eq!(failure.violation.property, PropertyId::Rte3, "{}", failure.violation);
+    assert!(
+        failure.violation.detail.contains("placed on shard 2, which is still provisioning in the registry"),
+        "{}",
+        failure.violation
+    );
+    assert_eq!((seed, failure.step), (4, 1396));
+}
+
+#[test]
+fn route_by_tenancy_is_caught_by_the_simulator_as_rte4() {
+    // Tenancy 1's first routed read pinned it to shard 0 (its vault 3); a
+    // later read of its vault 2, which lives on shard 2, follows the pin.
+    // No model recipe: the model configurations do not shard.
+    let (seed, failure) = first_failure(Bug::RouteByTenancy);
+    assert_eq!(failure.violation.property, PropertyId::Rte4, "{}", failure.violation);
+    assert!(
+        failure
+            .violation
+            .detail
+            .contains("of caller tenancy 1 to shard 0, but its resource's vault 2 lives on shard 2"),
+        "{}",
+        failure.violation
+    );
+    assert_eq!((seed, failure.step), (0, 1178));
 }
 
 // --- the simulator ----------------------------------------------------------
