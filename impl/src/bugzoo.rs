@@ -80,12 +80,16 @@ pub enum Bug {
     /// so a new vault goes to a shard added live before it is marked `Ready`
     /// (before its routing rows reached every base-cell host) (breaks RTE-3).
     RouteBeforeReady,
+    /// The shard addition marks the new shard `Ready` once any one base-cell
+    /// host has applied its registry row, not every one, so a host may meet
+    /// placements on a shard its table lacks (breaks RTE-3).
+    ReadyBeforeEveryHost,
 }
 
 #[cfg(feature = "bugzoo")]
 impl Bug {
     /// Every bug, in zoo order.
-    pub const ALL: [Bug; 18] = [
+    pub const ALL: [Bug; 19] = [
         Bug::CorruptingApply,
         Bug::UnversionedApply,
         Bug::PublishWithoutReads,
@@ -104,6 +108,7 @@ impl Bug {
         Bug::NoRouteFallback,
         Bug::RouteBeforeReady,
         Bug::RouteByTenancy,
+        Bug::ReadyBeforeEveryHost,
     ];
 
     /// The entry's name in the zoo, traces and the command line.
@@ -127,6 +132,7 @@ impl Bug {
             Bug::RouteByTenancy => "route-by-tenancy",
             Bug::NoRouteFallback => "no-route-fallback",
             Bug::RouteBeforeReady => "route-before-ready",
+            Bug::ReadyBeforeEveryHost => "ready-before-every-host",
         }
     }
 
@@ -151,6 +157,7 @@ impl Bug {
             Bug::RouteByTenancy => "RTE-4",
             Bug::NoRouteFallback => "RTE-2",
             Bug::RouteBeforeReady => "RTE-3",
+            Bug::ReadyBeforeEveryHost => "RTE-3",
         }
     }
 
@@ -224,9 +231,12 @@ mod tests {
 
     #[test]
     fn each_entry_breaks_its_own_property() {
-        // But one: `delete-without-tombstone` was meant to break REP-3, which
-        // no path reaches; what it breaks is REP-5, as `cursor-before-data` does.
-        let sharing = [Bug::DeleteWithoutTombstone];
+        // But two: `delete-without-tombstone` was meant to break REP-3, which
+        // no path reaches; what it breaks is REP-5, as `cursor-before-data`
+        // does. RTE-3 has two halves, a placement on a shard not ready
+        // (`route-before-ready`) and a shard ready before every base-cell host
+        // knows it (`ready-before-every-host`).
+        let sharing = [Bug::DeleteWithoutTombstone, Bug::ReadyBeforeEveryHost];
         let own = Bug::ALL.into_iter().filter(|bug| !sharing.contains(bug));
         let properties: BTreeSet<&str> = own.map(Bug::breaks).collect();
         assert_eq!(properties.len(), Bug::ALL.len() - sharing.len(), "two entries break the same property");

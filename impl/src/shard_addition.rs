@@ -36,6 +36,9 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
+#[cfg(feature = "bugzoo")]
+use crate::bugzoo::Bug;
+use crate::bugzoo::Bugs;
 use crate::store::{CommitOutcome, Key, ReadEntry, StoreReply, StoreRequest, Transaction, Value, Write};
 use crate::types::{CommitSeq, HostId, RequestTag, ShardId, ShardRecord, ShardState, Time};
 
@@ -107,6 +110,7 @@ pub struct ShardAddition {
     applied: BTreeMap<HostId, CommitSeq>,
     next_tag: RequestTag,
     outputs: VecDeque<ShardAdditionOutput>,
+    bugs: Bugs,
 }
 
 impl ShardAddition {
@@ -122,10 +126,17 @@ impl ShardAddition {
             applied: BTreeMap::new(),
             next_tag: RequestTag::default(),
             outputs: VecDeque::new(),
+            bugs: Bugs::none(),
         };
         operator.read(now);
         operator.arm();
         operator
+    }
+
+    /// The same operator running bug-zoo variants (none outside the bug zoo).
+    pub fn with_bugs(mut self, bugs: Bugs) -> ShardAddition {
+        self.bugs = bugs;
+        self
     }
 
     /// The next output, if any.
@@ -232,11 +243,11 @@ impl ShardAddition {
     /// returns whether it did.
     fn mark_ready_if_gated(&mut self, now: Time) -> bool {
         let Step::Await { registered, record } = self.step else { return false };
-        let propagated = self
-            .config
-            .base_hosts
-            .iter()
-            .all(|host| self.applied.get(host).is_some_and(|applied| *applied >= registered));
+        let has_row = |host: &HostId| self.applied.get(host).is_some_and(|applied| *applied >= registered);
+        let propagated = self.config.base_hosts.iter().all(has_row);
+        #[cfg(feature = "bugzoo")]
+        let propagated =
+            propagated || (self.bugs.is_on(Bug::ReadyBeforeEveryHost) && self.config.base_hosts.iter().any(has_row));
         if !(self.cell_ready && propagated) {
             return false;
         }

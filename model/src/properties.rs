@@ -380,6 +380,7 @@ impl PropertyChecker {
             | Observation::VerifyDone => self.observe_migration(observation, &mut violations),
             Observation::ShardRegistered { .. }
             | Observation::CellReady { .. }
+            | Observation::ShardKnown { .. }
             | Observation::Placed { .. }
             | Observation::ShardWrite { .. }
             | Observation::RouteRequested { .. }

@@ -22,6 +22,10 @@
 //! * **RTE-3**: at `Placed`, the shard's registry row is `Ready` and its cell
 //!   serves (`ShardRegistered { ready: true }` and `CellReady`, both observed
 //!   earlier); at `Routed`, the same holds for the shard the request goes to.
+//!   And a shard added live (registered `Provisioning` first) is marked
+//!   `Ready` only once each of the [`RoutingOptions::base_hosts`] base-cell
+//!   hosts has applied its registry row (`ShardKnown`), so no host meets a
+//!   route to a shard its table lacks.
 //! * **RTE-4**: at `Routed`, the request goes to the home shard of the vault
 //!   it names, whatever the caller's tenancy (the detail names it).
 //! * **RTE-5**: with [`RoutingOptions::outages_only`], an answer `Unavailable`
@@ -51,6 +55,9 @@ pub struct RoutingOptions {
     /// Store outages (`StoreOutage`) are the world's only faults: no message
     /// is lost and no node crashes or pauses. Only then does RTE-5 judge.
     pub outages_only: bool,
+    /// The base cell's hosts are `0..base_hosts`: each must know a shard
+    /// added live before it is marked `Ready` (RTE-3).
+    pub base_hosts: u32,
 }
 
 /// A request sent and not yet answered.
@@ -76,6 +83,8 @@ pub struct RoutingChecker {
     registry: BTreeMap<u32, bool>,
     /// Shards whose cell serves.
     cells_ready: BTreeSet<u32>,
+    /// The base-cell hosts that applied each shard's registry row.
+    known_by: BTreeMap<u32, BTreeSet<u32>>,
     /// Each placed vault's home shard.
     homes: BTreeMap<u32, u32>,
     /// Shards whose store is down now.
@@ -109,11 +118,12 @@ impl RoutingChecker {
     /// onto `out`. Observations other than the sharding ones are ignored.
     pub fn observe(&mut self, observation: &Observation, out: &mut Vec<Violation>) {
         match observation {
-            Observation::ShardRegistered { shard, ready } => {
-                self.registry.insert(*shard, *ready);
-            }
+            Observation::ShardRegistered { shard, ready } => self.on_shard_registered(*shard, *ready, out),
             Observation::CellReady { shard } => {
                 self.cells_ready.insert(*shard);
+            }
+            Observation::ShardKnown { host, shard } => {
+                self.known_by.entry(*shard).or_default().insert(*host);
             }
             Observation::Placed { vault, shard } => self.on_placed(*vault, *shard, out),
             Observation::ShardWrite { shard, vault } => self.on_shard_write(*shard, *vault, out),
@@ -142,6 +152,29 @@ impl RoutingChecker {
             (Some(false), true) => "is still provisioning in the registry",
             (Some(false), false) => "is still provisioning and its cell does not serve yet",
             (Some(true), _) => "is registered ready but its cell does not serve yet",
+        }
+    }
+
+    /// RTE-3: a shard that was provisioning turns `Ready` only once every
+    /// base-cell host has applied its registry row.
+    fn on_shard_registered(&mut self, shard: u32, ready: bool, out: &mut Vec<Violation>) {
+        let was_provisioning = self.registry.insert(shard, ready) == Some(false);
+        if !(ready && was_provisioning) {
+            return;
+        }
+        let known = self.known_by.get(&shard);
+        let lacking: Vec<String> = (0..self.options.base_hosts)
+            .filter(|host| !known.is_some_and(|hosts| hosts.contains(host)))
+            .map(|host| host.to_string())
+            .collect();
+        if !lacking.is_empty() {
+            out.push(violation(
+                PropertyId::Rte3,
+                format!(
+                    "shard {shard} was marked ready before base-cell host(s) {} applied its registry row",
+                    lacking.join(", ")
+                ),
+            ));
         }
     }
 

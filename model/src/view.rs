@@ -248,6 +248,15 @@ pub enum Observation {
         /// The shard.
         shard: u32,
     },
+    /// Base-cell host `host` applied `shard`'s registry row from the routing
+    /// partition (RTE-3 wants every base-cell host to have done so before a
+    /// shard added live is marked `Ready`).
+    ShardKnown {
+        /// The base-cell host.
+        host: u32,
+        /// The shard.
+        shard: u32,
+    },
     /// The base store committed `vault`'s route: the vault lives on `shard`
     /// (RTE-1: once per vault; RTE-3: on a ready shard).
     Placed {

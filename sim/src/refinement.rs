@@ -265,6 +265,7 @@ pub fn refresh_abstract(journal: &mut SpecJournal, world: &World, action: &Actio
             | Observation::VerifyDone
             | Observation::ShardRegistered { .. }
             | Observation::CellReady { .. }
+            | Observation::ShardKnown { .. }
             | Observation::Placed { .. }
             | Observation::ShardWrite { .. }
             | Observation::RouteRequested { .. }

@@ -62,7 +62,7 @@ use vault::shard_addition::{ShardAddition, ShardAdditionConfig, ShardAdditionOut
 use vault::store::{BookmarkId, ReadEntry};
 use vault::store::{CommitOutcome, Key, Store, StoreReply, StoreRequest, Transaction, Value, Write};
 use vault::types::{Content, HostId, Lifecycle, RequestTag, SecretId, SecretRecord, Seq, TenantId, Time, VaultId};
-use vault::types::{ShardId, ShardRecord, ShardState, VaultRecord, Version};
+use vault::types::{RouteRow, ShardId, ShardRecord, ShardState, VaultRecord, Version};
 use vault::verify::{Verifier, VerifyConfig, VerifyOutput};
 use vault::worker::{ClientError, Done, Operation, RequestId, Worker, WorkerConfig, WorkerOutput, WorkerStats};
 
@@ -711,7 +711,7 @@ impl World {
                 }
                 None => match &config.sharding {
                     Some(sharding) => PropertyChecker::new(&host_ids)
-                        .with_routing(RoutingOptions { outages_only: sharding.outages_only }),
+                        .with_routing(RoutingOptions { outages_only: sharding.outages_only, base_hosts: config.hosts }),
                     None => PropertyChecker::new(&host_ids),
                 },
             }),
@@ -1409,7 +1409,7 @@ impl World {
         let routes_before = self.host(index).durable().routes().cursor();
         let now = self.now;
         self.host_mut(index).on_store_reply(now, tag, reply);
-        self.feed_router(index, routes_before);
+        self.feed_router(index, routes_before, report);
         if self.host(index).durable().routes().cursor() != routes_before {
             self.report_routes_applied(index, report);
         }
@@ -1446,7 +1446,7 @@ impl World {
     /// Hands host `index`'s router the routing events its host applied
     /// since its route cursor stood at `before`: the base store's routing
     /// partition between the two cursors, so router and host keep one table.
-    fn feed_router(&mut self, index: u32, before: Seq) {
+    fn feed_router(&mut self, index: u32, before: Seq, report: &mut StepReport) {
         let after = self.host(index).durable().routes().cursor();
         if after == before || !self.is_router_host(index) {
             return;
@@ -1457,6 +1457,17 @@ impl World {
         for event in &events {
             router.on_route_event(event);
         }
+        // The host now knows each shard whose registry row it applied (RTE-3).
+        let known: BTreeSet<u32> = events
+            .iter()
+            .filter_map(|event| match event.row {
+                RouteRow::Shard { shard, .. } => Some(shard.0),
+                _ => None,
+            })
+            .collect();
+        let observations: Vec<Observation> =
+            known.into_iter().map(|shard| Observation::ShardKnown { host: index, shard }).collect();
+        self.observe_all(&observations, report);
     }
 
     /// Tells the shard-adding operator, if up, how far base-cell host
@@ -1482,7 +1493,8 @@ impl World {
             request_timeout_ns: sharding.route_timeout_ns,
             retry_delay_ns: sharding.route_timeout_ns / 4,
         };
-        self.adder = Job::Up(Arc::new(ShardAddition::new(config, self.now)));
+        let addition = ShardAddition::new(config, self.now).with_bugs(self.config.bugs.clone());
+        self.adder = Job::Up(Arc::new(addition));
         self.drain_adder(report);
         for index in 0..self.config.hosts {
             if self.is_up(NodeId::Host(index)) {

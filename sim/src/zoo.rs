@@ -181,6 +181,12 @@ pub fn recipe(bug: Bug) -> Recipe {
             "no model recipe: the model configurations do not shard (the routing spec's own tests catch a \
              placement on a provisioning shard)",
         ),
+        Bug::ReadyBeforeEveryHost => (
+            Some(sim("add-shard", PropertyId::Rte3)),
+            None,
+            "no model recipe: the model configurations do not shard (the routing spec's own tests catch a \
+             shard marked ready before every host applied its row)",
+        ),
         Bug::RouteByTenancy => (
             Some(sim("sharded", PropertyId::Rte4)),
             None,

@@ -32,7 +32,7 @@ use vault::worker::Operation;
 use vaultsim_tests::workspace_root;
 
 /// Every entry and the test of this file (or `planted.rs`) that catches it.
-const CAUGHT: [(Bug, &str); 18] = [
+const CAUGHT: [(Bug, &str); 19] = [
     (Bug::CorruptingApply, "corrupting_apply_*"),
     (Bug::UnversionedApply, "unversioned_apply_*"),
     (Bug::PublishWithoutReads, "publish_without_reads_*"),
@@ -51,6 +51,7 @@ const CAUGHT: [(Bug, &str); 18] = [
     (Bug::NoRouteFallback, "no_route_fallback_*"),
     (Bug::RouteBeforeReady, "route_before_ready_*"),
     (Bug::RouteByTenancy, "route_by_tenancy_*"),
+    (Bug::ReadyBeforeEveryHost, "ready_before_every_host_*"),
 ];
 
 #[test]
@@ -855,4 +856,19 @@ fn payload(payload: &Payload) -> String {
         Payload::Proxied { routed } => format!("proxied to shard {}", routed.shard.0),
         Payload::RouteFailed { outcome, .. } => format!("route failed: {outcome:?}"),
     }
+}
+
+#[test]
+fn ready_before_every_host_is_caught_by_the_simulator_as_rte3() {
+    // The shard addition marks shard 2 ready as soon as one base-cell host
+    // has applied its registry row; the other had not polled it yet.
+    // No model recipe: the model configurations do not shard.
+    let (seed, failure) = first_failure(Bug::ReadyBeforeEveryHost);
+    assert_eq!(failure.violation.property, PropertyId::Rte3, "{}", failure.violation);
+    assert!(
+        failure.violation.detail.contains("shard 2 was marked ready before base-cell host(s)"),
+        "{}",
+        failure.violation
+    );
+    assert_eq!((seed, failure.step), (0, 1239));
 }

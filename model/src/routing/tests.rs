@@ -31,7 +31,7 @@ fn sharded(options: RoutingOptions) -> RoutingChecker {
 }
 
 fn outages_only() -> RoutingChecker {
-    sharded(RoutingOptions { outages_only: true })
+    sharded(RoutingOptions { outages_only: true, base_hosts: 2 })
 }
 
 fn requested(request: u64, vault: u32, caller: u32) -> Observation {
@@ -164,12 +164,14 @@ fn rte2_allows_not_found_for_a_vault_placed_after_the_request_or_never() {
 
 #[test]
 fn rte3_holds_for_a_shard_registered_ready_with_a_serving_cell() {
-    let mut checker = sharded(RoutingOptions::default());
+    let mut checker = sharded(RoutingOptions { outages_only: false, base_hosts: 2 });
     clean(
         &mut checker,
         &[
             Observation::ShardRegistered { shard: 2, ready: false },
             Observation::CellReady { shard: 2 },
+            Observation::ShardKnown { host: 1, shard: 2 },
+            Observation::ShardKnown { host: 0, shard: 2 },
             Observation::ShardRegistered { shard: 2, ready: true },
             Observation::Placed { vault: 11, shard: 2 },
             requested(1, 11, 0),
@@ -177,6 +179,26 @@ fn rte3_holds_for_a_shard_registered_ready_with_a_serving_cell() {
             answered(1, Some(2), RouteOutcome::Served),
         ],
     );
+}
+
+#[test]
+fn rte3_flags_a_shard_marked_ready_before_every_base_host_applied_its_row() {
+    let mut checker = sharded(RoutingOptions { outages_only: false, base_hosts: 3 });
+    clean(
+        &mut checker,
+        &[
+            Observation::ShardRegistered { shard: 2, ready: false },
+            Observation::CellReady { shard: 2 },
+            Observation::ShardKnown { host: 1, shard: 2 },
+            // Another shard's row does not count for shard 2.
+            Observation::ShardKnown { host: 0, shard: 1 },
+        ],
+    );
+    let early = observe(&mut checker, Observation::ShardRegistered { shard: 2, ready: true });
+    let detail = &single(&early, PropertyId::Rte3).detail;
+    assert!(detail.contains("shard 2 was marked ready before base-cell host(s) 0, 2 applied"), "{detail}");
+    // A shard ready from the start (never provisioning) is not judged.
+    clean(&mut checker, &[Observation::ShardRegistered { shard: 5, ready: true }]);
 }
 
 #[test]
@@ -275,7 +297,7 @@ fn rte5_flags_unavailable_when_only_another_shards_store_was_down() {
 
 #[test]
 fn rte5_judges_nothing_without_outages_only() {
-    let mut checker = sharded(RoutingOptions { outages_only: false });
+    let mut checker = sharded(RoutingOptions { outages_only: false, base_hosts: 2 });
     clean(&mut checker, &[requested(1, 7, 0), answered(1, Some(1), RouteOutcome::Unavailable)]);
     // The same history with the option is a violation.
     let mut judging = outages_only();
