@@ -32,22 +32,23 @@ use std::path::Path;
 use std::sync::Arc;
 
 use model::spec::SpecState;
-use model::PropertyId;
+use model::{Observation, PropertyId};
 use serde::{Deserialize, Serialize};
 use stateright::{Checker, HasDiscoveries, Model, Property};
 use vault::bugzoo::Bugs;
 use vault::host::HostConfig;
 use vault::interceptor::InterceptorMode;
-use vault::migration::{Phase, BACKFILL_BOOKMARK, BOOKMARK_DONE, VERIFY_BOOKMARK};
+use vault::migration::{BACKFILL_BOOKMARK, BOOKMARK_DONE, VERIFY_BOOKMARK};
+use vault::placement::PlacementPolicy;
 use vault::store::{CommitOutcome, IdempotencyToken, Key, StoreReply, Value};
-use vault::types::{Content, Lifecycle, SecretId, TenantId, VaultId};
+use vault::types::{Content, Lifecycle, SecretId, ShardId, ShardState, TenantId, VaultId};
 use vault::worker::{Operation, RequestId, WorkerConfig};
 
 use crate::driver::migration_config;
 use crate::refinement::{abstract_state, abstract_state_after, Refinement, RefinementTracker};
 use crate::scenario::{load_toml, parse_toml, Migration, Mode, PhaseName, ScenarioError, ScheduleEntry};
 use crate::trace::TraceWriter;
-use crate::world::{Action, MessageId, NodeId, Payload, StepReport, World, WorldConfig};
+use crate::world::{Action, MessageId, NodeId, Payload, ShardingConfig, StepReport, World, WorldConfig};
 
 const NS_PER_MS: u64 = 1_000_000;
 
@@ -88,6 +89,10 @@ pub struct ModelConfig {
     /// replicates from the start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub migration: Option<ModelMigration>,
+    /// Sharding by vault: a cell per shard, routed reads through the base
+    /// cell's hosts, and a shard added live; absent: one cell.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sharding: Option<ModelSharding>,
     /// The unique states of the whole bounded space, without bugs. A full
     /// check whose count differs fails, so a change to the state space (a new
     /// message, a changed timer) shows in review.
@@ -175,22 +180,110 @@ impl ModelMigration {
     }
 }
 
+/// Sharding in the checked world (see `vault::router`): `shards` cells of
+/// `hosts` hosts each, vault `v` (of tenancy `v`) placed on shard
+/// `v mod shards`, every shard `Ready`. Base-cell hosts replicate the routing
+/// rows and route `routed-read` steps; workers place `create-vault` steps
+/// (least loaded); an `add-shard` step tells the operator to add shard
+/// number `shards` live. RTE-1 … RTE-4 are `always` properties. RTE-5 is
+/// not judged: any armed timer may fire before any delivery here, so a
+/// router's lookup timing out is a fault-free path, and RTE-5 holds only
+/// where store outages are the only way to time out.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSharding {
+    /// Shards at the start, the base shard included.
+    pub shards: u32,
+    /// How long a router waits on base-store lookups for one request, and
+    /// the shard-adding operator for a store reply (a quarter of it before
+    /// it reads again), ms.
+    pub route_timeout_ms: u64,
+    /// Requests a router lets wait on lookups at once.
+    #[serde(default = "default_lookups_max")]
+    pub lookups_max: usize,
+    /// Where exploring starts: `true`, the checker first runs the world
+    /// alone (no client, no fault) on one fixed schedule, each message
+    /// delivered in send order and otherwise the earliest timer fired, until
+    /// every base-cell host has replicated every routing row of the start
+    /// (each shard's registry row and each vault's route) and nothing is in
+    /// flight; `false`: from time zero, the hosts knowing no route yet.
+    #[serde(default)]
+    pub settled: bool,
+    /// A shard is being added when exploring starts: after the warm-up of
+    /// `settled`, the operator is told to add shard number `shards`, and the
+    /// world runs on alone the same way until the base store has registered
+    /// it `Provisioning` and nothing is in flight (its cell is built, no base
+    /// host has the row yet, it is not ready). The script then has no
+    /// `add-shard` step. What the search explores is the rest of the
+    /// addition: the row's replication and the `Ready` commit.
+    #[serde(default)]
+    pub shard_registered: bool,
+}
+
+fn default_lookups_max() -> usize {
+    1
+}
+
+impl ModelSharding {
+    fn validate(&self) -> Result<(), (String, String)> {
+        let fail = |field: &str, message: String| Err((format!("sharding.{field}"), message));
+        if !(1..vault::placement::SHARDS_MAX).contains(&self.shards) {
+            let most = vault::placement::SHARDS_MAX - 1;
+            return fail("shards", format!("between 1 and {most} (room for an added shard)"));
+        }
+        if self.route_timeout_ms == 0 {
+            return fail("route_timeout_ms", "must be at least 1 ms".into());
+        }
+        if self.lookups_max == 0 {
+            return fail("lookups_max", "must be at least 1".into());
+        }
+        if self.shard_registered && !self.settled {
+            return fail("shard_registered", "starts from settled routes: set `settled = true`".into());
+        }
+        Ok(())
+    }
+}
+
 /// One client operation of a script.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScriptStep {
     /// The client (its steps run in order).
     pub client: u32,
-    /// `create`, `update`, `delete`, `schedule-deletion`, `remote-read` or `host-read`.
+    /// `create`, `update`, `delete`, `schedule-deletion`, `remote-read`,
+    /// `host-read`; with a `[sharding]` also `routed-read` (a read through a
+    /// base-cell host's router), `create-vault` and `add-shard` (the
+    /// operator is told to add a shard; at most one, answered once told).
     pub op: String,
-    /// The secret.
+    /// The secret (not for `create-vault` and `add-shard`).
+    #[serde(default)]
     pub secret: u32,
     /// The worker it is sent to (not for `host-read`).
     #[serde(default)]
     pub worker: u32,
-    /// The host it is sent to (`host-read` only).
+    /// The host it is sent to (`host-read` and `routed-read` only; a
+    /// routed read goes to a base-cell host, `0 .. hosts`).
     #[serde(default)]
     pub host: u32,
+    /// The caller's tenancy (`routed-read` only); absent: the secret's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caller: Option<u32>,
+    /// The vault to create (`create-vault` only): a new one, numbered from
+    /// `tenants` on, owned by tenancy `vault mod tenants`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vault: Option<u32>,
+}
+
+impl ScriptStep {
+    /// Whether the step acts on its `secret`.
+    fn names_secret(&self) -> bool {
+        !matches!(self.op.as_str(), "create-vault" | "add-shard")
+    }
+
+    /// Whether the step writes (a read or the operator's command does not).
+    fn writes(&self) -> bool {
+        !matches!(self.op.as_str(), "remote-read" | "host-read" | "routed-read" | "add-shard")
+    }
 }
 
 /// How many faults of each kind the checker may inject along one path.
@@ -275,13 +368,31 @@ impl ModelConfig {
                     format!("step names worker {} or host {} beyond the topology", step.worker, step.host),
                 );
             }
+            self.validate_sharded_step(step)?;
+        }
+        let registered = self.sharding.as_ref().is_some_and(|sharding| sharding.shard_registered);
+        let additions = self.script.iter().filter(|step| step.op == "add-shard").count() + usize::from(registered);
+        if additions > 1 {
+            return fail(
+                "script",
+                "at most one `add-shard` step, and none with `shard_registered`: the world adds one shard".into(),
+            );
         }
         let mut kinds = vec!["worker", "host", "publisher", "activator"];
         if self.migration.is_some() {
             kinds.extend(["operator", "backfiller", "verifier"]);
         }
+        if self.adds_shard() {
+            kinds.push("shard-adder");
+        }
         if let Some(kind) = self.crashable.iter().find(|kind| !kinds.contains(&kind.as_str())) {
             return fail("crashable", format!("unknown kind `{kind}`; one of {kinds:?}"));
+        }
+        if let Some(sharding) = &self.sharding {
+            if self.migration.is_some() {
+                return fail("sharding", "a configuration migrates or shards, not both".into());
+            }
+            sharding.validate()?;
         }
         match &self.migration {
             Some(migration) => migration.validate(self.timings.request_timeout_ms)?,
@@ -305,6 +416,36 @@ impl ModelConfig {
             return fail("timings.commit_attempts_max", "must be at least 1".into());
         }
         Ok(())
+    }
+
+    /// The checks of a script step that only a sharded world runs.
+    fn validate_sharded_step(&self, step: &ScriptStep) -> Result<(), (String, String)> {
+        let fail = |message: String| Err(("script".to_string(), message));
+        let sharded = matches!(step.op.as_str(), "routed-read" | "create-vault" | "add-shard");
+        if sharded && self.sharding.is_none() {
+            return fail(format!("op `{}` needs a `[sharding]` section", step.op));
+        }
+        if step.caller.is_some() && step.op != "routed-read" {
+            return fail(format!("`caller` is for `routed-read` steps, not `{}`", step.op));
+        }
+        if let Some(caller) = step.caller.filter(|caller| *caller >= self.tenants) {
+            return fail(format!("caller {caller} is not one of the {} tenancies", self.tenants));
+        }
+        match (step.op.as_str(), step.vault) {
+            ("create-vault", None) => fail("a `create-vault` step names its `vault`".into()),
+            ("create-vault", Some(vault)) if vault < self.tenants => {
+                fail(format!("vault {vault} exists from the start (vaults 0 .. {}); create a new one", self.tenants))
+            }
+            ("create-vault", Some(_)) | (_, None) => Ok(()),
+            (op, Some(_)) => fail(format!("`vault` is for `create-vault` steps, not `{op}`")),
+        }
+    }
+
+    /// Whether a shard is added live (by the script or before exploring).
+    pub fn adds_shard(&self) -> bool {
+        self.sharding
+            .as_ref()
+            .is_some_and(|sharding| sharding.shard_registered || self.script.iter().any(|step| step.op == "add-shard"))
     }
 
     /// The world the checker starts from.
@@ -348,14 +489,23 @@ impl ModelConfig {
                 .migration
                 .as_ref()
                 .map(|migration| migration_config(&migration.as_scenario(timings.request_timeout_ms), self.hosts)),
-            sharding: None,
+            sharding: self.sharding.as_ref().map(|sharding| ShardingConfig {
+                shards: sharding.shards,
+                policy: PlacementPolicy::LeastLoaded,
+                route_timeout_ns: sharding.route_timeout_ms * NS_PER_MS,
+                lookups_max: sharding.lookups_max,
+                // RTE-5 judges nothing here (see `ModelSharding`).
+                outages_only: false,
+                add_shard: self.adds_shard(),
+            }),
         }
     }
 
     /// Every secret the configuration names: the seeded ones and the script's.
     pub fn secrets(&self) -> BTreeSet<u32> {
         let seeded = self.migration.as_ref().map_or(0, |migration| migration.seeded_secrets);
-        (0..seeded).chain(self.script.iter().map(|step| step.secret)).collect()
+        let named = self.script.iter().filter(|step| step.names_secret()).map(|step| step.secret);
+        (0..seeded).chain(named).collect()
     }
 
     fn operation(&self, index: usize) -> Option<Operation> {
@@ -371,13 +521,37 @@ impl ModelConfig {
             "delete" => Operation::DeleteSecret { secret, expected: None },
             "schedule-deletion" => Operation::ScheduleDeletion { secret },
             "remote-read" => Operation::ReadSecret { secret },
-            _ => return None, // A host read is not a worker operation.
+            "create-vault" => {
+                let vault = step.vault.expect("a validated `create-vault` names its vault");
+                Operation::CreateVault { vault: VaultId(vault), tenant: TenantId(vault % self.tenants) }
+            }
+            _ => return None, // A host read or the operator's command is not a worker operation.
         })
     }
 }
 
-fn operation_kinds() -> [&'static str; 6] {
-    ["create", "update", "delete", "schedule-deletion", "remote-read", "host-read"]
+/// Whether every base-cell host has replicated the routing rows of the
+/// start: each shard's registry row and the route of each of `vaults`.
+fn routes_settled(world: &World, vaults: &[VaultId]) -> bool {
+    world.hosts().all(|(_, up, durable)| {
+        let routes = durable.routes();
+        up && (0..world.shard_count()).all(|shard| routes.shard_state(ShardId(shard)).is_some())
+            && vaults.iter().all(|vault| routes.shard_of(*vault).is_some())
+    })
+}
+
+fn operation_kinds() -> [&'static str; 9] {
+    [
+        "create",
+        "update",
+        "delete",
+        "schedule-deletion",
+        "remote-read",
+        "host-read",
+        "routed-read",
+        "create-vault",
+        "add-shard",
+    ]
 }
 
 /// Rare paths the checker must prove it reaches.
@@ -418,6 +592,18 @@ pub struct Marks {
     /// The backfiller or the verifier crashed after its walk committed a
     /// page and before it finished: its successor must resume from the bookmark.
     pub job_crashed_mid_walk: bool,
+    /// A router lacked a routing row and read it from the base store: a
+    /// routed read beat the row's replication to its host.
+    pub route_looked_up: bool,
+    /// A routed read was routed from its host's replicated table on arrival:
+    /// the row's replication beat the read.
+    pub route_from_table: bool,
+    /// A vault was placed while the shard being added was registered but
+    /// not yet ready: the placement raced the shard's readiness (and must
+    /// not have chosen it).
+    pub placed_before_ready: bool,
+    /// A vault was placed on the shard added live.
+    pub placed_on_added_shard: bool,
 }
 
 /// A state of the checked world. Equality and hashing leave out
@@ -467,9 +653,11 @@ impl CheckState {
         self.issued.iter().enumerate().all(|(index, issued)| *issued && self.answered(index))
     }
 
+    /// Whether issued step `index` was answered. A step with no request
+    /// record (the operator's `add-shard`) is done once issued.
     fn answered(&self, index: usize) -> bool {
         let request = RequestId(index as u64);
-        self.world.history().get(&request).is_some_and(|record| record.answered.is_some())
+        self.world.history().get(&request).is_none_or(|record| record.answered.is_some())
     }
 }
 
@@ -496,21 +684,35 @@ impl CheckModel {
         model.refinement = model.refinement();
         let start = model.config.migration.as_ref().and_then(|migration| migration.start_phase);
         if let Some(start) = start {
-            model.warm_up(start.phase());
+            let phase = start.phase();
+            model.warm_up(&format!("{phase:?}"), |world| world.stored_phase().phase == phase);
+        }
+        let sharding = model.config.sharding.clone();
+        if sharding.as_ref().is_some_and(|sharding| sharding.settled) {
+            let vaults: Vec<VaultId> = model.initial.config().vaults.iter().map(|(vault, _)| *vault).collect();
+            model.warm_up("settled routes", |world| routes_settled(world, &vaults));
+        }
+        if let Some(sharding) = sharding.filter(|sharding| sharding.shard_registered) {
+            let add = Action::AddShard { at: model.initial.now() };
+            let report = model.initial.step(&add);
+            model.initial_violations.extend(report.violations.iter().map(|violation| violation.property));
+            let added = Key::Shard(ShardId(sharding.shards));
+            model.warm_up("the added shard registered", |world| world.store().read(&added).value.is_some());
         }
         model
     }
 
     /// Runs the initial world alone on one fixed schedule (each message
     /// delivered in send order, otherwise the earliest timer fired) until
-    /// the store commits `phase` and then, delivering only, until no message
-    /// is in flight (the operator's last round trip); the job of the phase
-    /// has not run yet. Checks every step as the search does.
-    fn warm_up(&mut self, phase: Phase) {
+    /// `reached` (the store commits the start phase: the job of the phase
+    /// has not run yet; or the routes settled) and then, delivering only,
+    /// until no message is in flight (the last round trip). Checks every
+    /// step as the search does; `goal` names the goal in a panic.
+    fn warm_up(&mut self, goal: &str, reached: impl Fn(&World) -> bool) {
         const STEPS_MAX: usize = 10_000;
         let mut tracker = RefinementTracker::full(self.refinement(), &self.initial);
         for _ in 0..STEPS_MAX {
-            let reached = self.initial.stored_phase().phase == phase;
+            let reached = reached(&self.initial);
             if reached && self.initial.in_flight().is_empty() {
                 return;
             }
@@ -524,12 +726,12 @@ impl CheckModel {
                     }
                 });
             let timer = timer.filter(|_| !reached);
-            let action = deliver.or(timer).expect("a migration world always has a message or a timer").clone();
+            let action = deliver.or(timer).expect("a polling world always has a message or a timer").clone();
             let mut report = self.initial.step(&action);
             tracker.on_step(&self.initial, &action, &mut report);
             self.initial_violations.extend(report.violations.iter().map(|violation| violation.property));
         }
-        panic!("{}: the warm-up did not reach {phase:?} in {STEPS_MAX} steps", self.config.name);
+        panic!("{}: the warm-up did not reach {goal} in {STEPS_MAX} steps", self.config.name);
     }
 
     /// The refinement check of this configuration: secret `s` lives in
@@ -558,8 +760,8 @@ impl CheckModel {
             let mut report = state.world.step(action);
             tracker.on_step(&state.world, action, &mut report);
             writer.step(&state.world, action, &report);
-            if let Action::Submit { request, .. } | Action::Read { request, .. } = action {
-                state.issued[request.0 as usize] = true;
+            if let Some(index) = self.step_issued(action) {
+                state.issued[index] = true;
             }
         }
         if state.script_done() && state.world.is_quiet() {
@@ -604,9 +806,26 @@ impl CheckModel {
         let step = &self.config.script[index];
         let request = RequestId(index as u64);
         let at = state.world.now();
+        let secret = SecretId(step.secret);
         match self.config.operation(index) {
             Some(operation) => Action::Submit { request, worker: step.worker, operation, at },
-            None => Action::Read { request, host: step.host, secret: SecretId(step.secret), at },
+            None if step.op == "add-shard" => Action::AddShard { at },
+            None if step.op == "routed-read" => {
+                let caller = TenantId(step.caller.unwrap_or(step.secret % self.config.tenants));
+                Action::RoutedRead { request, host: step.host, caller, secret, at }
+            }
+            None => Action::Read { request, host: step.host, secret, at },
+        }
+    }
+
+    /// The script step `action` issues, if it is a client's or the operator's command.
+    fn step_issued(&self, action: &Action) -> Option<usize> {
+        match action {
+            Action::Submit { request, .. } | Action::Read { request, .. } | Action::RoutedRead { request, .. } => {
+                Some(request.0 as usize)
+            }
+            Action::AddShard { .. } => self.config.script.iter().position(|step| step.op == "add-shard"),
+            _ => None,
         }
     }
 
@@ -660,6 +879,9 @@ impl CheckModel {
         if state.world.config().migration.is_some() {
             CheckModel::mark_migration(state, before, report);
         }
+        if state.world.config().sharding.is_some() {
+            CheckModel::mark_sharding(state, action, before, report);
+        }
         match action {
             Action::Deliver { message, .. } if state.copies.remove(message) => {
                 state.marks.duplicate_absorbed |= state.violated.is_empty();
@@ -679,6 +901,36 @@ impl CheckModel {
                 state.marks.crash_between_apply_and_report |= report_in_flight;
             }
             _ => {}
+        }
+    }
+
+    /// Marks the routing races: how a routed read found its route, and where
+    /// a placement went while a shard was being added.
+    fn mark_sharding(state: &mut CheckState, action: &Action, before: &World, report: &StepReport) {
+        let marks = &mut state.marks;
+        marks.route_looked_up |= state.world.router_stats().iter().any(|(_, stats)| stats.lookups > 0);
+        let arrived = match action {
+            Action::Deliver { message, .. } => before
+                .in_flight()
+                .get(message)
+                .is_some_and(|message| matches!(message.payload, Payload::RoutedRead { .. })),
+            _ => false,
+        };
+        let routed = report.observations.iter().any(|observation| matches!(observation, Observation::Routed { .. }));
+        marks.route_from_table |= arrived && routed;
+        let Some(sharding) = state.world.config().sharding.as_ref().filter(|sharding| sharding.add_shard) else {
+            return;
+        };
+        let added = sharding.shards;
+        for observation in &report.observations {
+            if let Observation::Placed { shard, .. } = observation {
+                let registered = match before.store().read(&Key::Shard(ShardId(added))).value {
+                    Some(Value::Shard(record)) => Some(record.state),
+                    _ => None,
+                };
+                marks.placed_before_ready |= registered.is_some_and(|state| state != ShardState::Ready);
+                marks.placed_on_added_shard |= *shard == added;
+            }
         }
     }
 
@@ -749,8 +1001,10 @@ impl Model for CheckModel {
 
     fn next_state(&self, last: &CheckState, action: Action) -> Option<CheckState> {
         let mut next = last.clone();
+        if let Some(index) = self.step_issued(&action) {
+            next.issued[index] = true;
+        }
         match &action {
-            Action::Submit { request, .. } | Action::Read { request, .. } => next.issued[request.0 as usize] = true,
             Action::Drop(_) => next.budgets.drops -= 1,
             Action::Duplicate(_) => next.budgets.duplicates -= 1,
             Action::Crash(_) => next.budgets.crashes -= 1,
@@ -763,7 +1017,14 @@ impl Model for CheckModel {
         // The abstraction of the whole world, recomputed wherever the step
         // changed it (not only where observations say), so a change no
         // observation reports is a REF-1 at its step. Unchanged: a stutter.
-        let abstraction = abstract_state_after(&last.abstraction, &last.world, &next.world);
+        // A sharded world is not refined: the replication spec has one log
+        // (REF-1 is not judged there, as in the simulator).
+        let refined = self.config.sharding.is_none();
+        let abstraction = if refined {
+            abstract_state_after(&last.abstraction, &last.world, &next.world)
+        } else {
+            Arc::clone(&last.abstraction)
+        };
         if !Arc::ptr_eq(&abstraction, &last.abstraction) {
             if let Err(violation) = self.refinement.check(&last.abstraction, &abstraction) {
                 next.violated.insert(violation.property);
@@ -792,7 +1053,6 @@ impl Model for CheckModel {
             Property::always("REP-7", |_: &CheckModel, state: &CheckState| !state.violated.contains(&PropertyId::Rep7)),
             Property::always("REP-8", |_: &CheckModel, state: &CheckState| !state.violated.contains(&PropertyId::Rep8)),
             Property::always("REP-9", |_: &CheckModel, state: &CheckState| !state.violated.contains(&PropertyId::Rep9)),
-            Property::always("REF-1", |_: &CheckModel, state: &CheckState| !state.violated.contains(&PropertyId::Ref1)),
             Property::sometimes("converged", |_: &CheckModel, state: &CheckState| {
                 state.violated.is_empty() && state.script_done() && state.world.is_quiet()
             }),
@@ -805,8 +1065,16 @@ impl Model for CheckModel {
                 state.marks.crash_between_apply_and_report
             }),
         ];
+        // A sharded world is not refined (see `next_state`): REF-1 is not judged.
+        if self.config.sharding.is_none() {
+            let refines = |_: &CheckModel, state: &CheckState| !state.violated.contains(&PropertyId::Ref1);
+            properties.insert(9, Property::always("REF-1", refines));
+        }
         if self.config.migration.is_some() {
             properties.extend(migration_properties());
+        }
+        if self.config.sharding.is_some() {
+            properties.extend(sharding_properties());
         }
         properties
     }
@@ -851,6 +1119,25 @@ fn migration_properties() -> Vec<Property<CheckModel>> {
         Property::sometimes("rollback stored", |_: &CheckModel, state: &CheckState| state.marks.rollback_stored),
         Property::sometimes("job crashed mid-walk", |_: &CheckModel, state: &CheckState| {
             state.marks.job_crashed_mid_walk
+        }),
+    ]
+}
+
+/// RTE-1 … RTE-4 and the routing races, for configurations with a
+/// `[sharding]` (RTE-5: see [`ModelSharding`]).
+fn sharding_properties() -> Vec<Property<CheckModel>> {
+    vec![
+        Property::always("RTE-1", |_: &CheckModel, state: &CheckState| !state.violated.contains(&PropertyId::Rte1)),
+        Property::always("RTE-2", |_: &CheckModel, state: &CheckState| !state.violated.contains(&PropertyId::Rte2)),
+        Property::always("RTE-3", |_: &CheckModel, state: &CheckState| !state.violated.contains(&PropertyId::Rte3)),
+        Property::always("RTE-4", |_: &CheckModel, state: &CheckState| !state.violated.contains(&PropertyId::Rte4)),
+        Property::sometimes("route looked up", |_: &CheckModel, state: &CheckState| state.marks.route_looked_up),
+        Property::sometimes("route from the table", |_: &CheckModel, state: &CheckState| state.marks.route_from_table),
+        Property::sometimes("placed before the added shard was ready", |_: &CheckModel, state: &CheckState| {
+            state.marks.placed_before_ready
+        }),
+        Property::sometimes("placed on the added shard", |_: &CheckModel, state: &CheckState| {
+            state.marks.placed_on_added_shard
         }),
     ]
 }
@@ -1012,17 +1299,33 @@ pub fn expected_sometimes(config: &ModelConfig) -> Vec<&'static str> {
     }
     // Sync writers of one tenancy all read its log head: two clients writing
     // concurrently must be able to conflict, and to conflict again on retry.
-    let writing_clients: BTreeSet<u32> = config
-        .script
-        .iter()
-        .filter(|step| !matches!(step.op.as_str(), "remote-read" | "host-read"))
-        .map(|step| step.client)
-        .collect();
+    let writing_clients: BTreeSet<u32> =
+        config.script.iter().filter(|step| step.writes()).map(|step| step.client).collect();
     if config.mode == Mode::Sync && config.tenants == 1 && writing_clients.len() >= 2 {
         expected.extend(["conflict", "conflict storm"]);
     }
     if let Some(migration) = &config.migration {
         expected.extend(expected_migration_races(config, migration));
+    }
+    if config.sharding.is_some() {
+        expected.extend(expected_routing_races(config));
+    }
+    expected
+}
+
+/// The routing races a configuration sets up: a routed read of a secret the
+/// script creates races the route's replication to the host (either may
+/// win); a vault created while a shard is added races the shard's
+/// readiness (placed before it, and on it once ready).
+fn expected_routing_races(config: &ModelConfig) -> Vec<&'static str> {
+    let mut expected = Vec::new();
+    let created: BTreeSet<u32> =
+        config.script.iter().filter(|step| step.op == "create").map(|step| step.secret).collect();
+    if config.script.iter().any(|step| step.op == "routed-read" && created.contains(&step.secret)) {
+        expected.extend(["route looked up", "route from the table"]);
+    }
+    if config.adds_shard() && config.script.iter().any(|step| step.op == "create-vault") {
+        expected.extend(["placed before the added shard was ready", "placed on the added shard"]);
     }
     expected
 }

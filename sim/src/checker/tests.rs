@@ -1,4 +1,6 @@
 use super::*;
+use vault::migration::Phase;
+use vault::placement::PlacementPolicy;
 
 fn load(name: &str) -> ModelConfig {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../specs/models").join(format!("{name}.toml"));
@@ -20,8 +22,24 @@ fn sync_one_host_converges_on_every_path() {
 #[test]
 fn a_script_step_waits_for_the_previous_answer_of_its_client() {
     let mut config = load("sync-one-host");
-    config.script.push(ScriptStep { client: 0, op: "update".into(), secret: 0, worker: 0, host: 0 });
-    config.script.push(ScriptStep { client: 1, op: "host-read".into(), secret: 0, worker: 0, host: 0 });
+    config.script.push(ScriptStep {
+        client: 0,
+        op: "update".into(),
+        secret: 0,
+        worker: 0,
+        host: 0,
+        caller: None,
+        vault: None,
+    });
+    config.script.push(ScriptStep {
+        client: 1,
+        op: "host-read".into(),
+        secret: 0,
+        worker: 0,
+        host: 0,
+        caller: None,
+        vault: None,
+    });
     let model = CheckModel::new(config, Bugs::none());
     let state = model.initial_state();
     // Client 0's create and client 1's read are ready; client 0's update is not.
@@ -247,4 +265,179 @@ fn the_smallest_migration_configuration_holds_at_its_pinned_count() {
         assert_eq!(Some(summary.steps as usize), outcome.path_length, "{name}");
         assert!(summary.violations.is_empty(), "{name}: {:?}", summary.violations);
     }
+}
+
+#[test]
+fn a_sharding_section_maps_onto_the_world() {
+    let config = load("sharded-route-race");
+    let sharding = config.world_config(&Bugs::none()).sharding.expect("the world shards");
+    let expected = ShardingConfig {
+        shards: 2,
+        policy: PlacementPolicy::LeastLoaded,
+        route_timeout_ns: 50 * NS_PER_MS,
+        lookups_max: 1,
+        outages_only: false,
+        add_shard: false,
+    };
+    assert_eq!(sharding, expected);
+    assert_eq!(config.secrets(), BTreeSet::from([1]), "the routed read names the created secret");
+    // The warm-up settled the routes of the start on the base-cell host.
+    let model = CheckModel::new(config, Bugs::none());
+    let state = model.initial_state();
+    assert!(state.world.in_flight().is_empty());
+    assert!(state.violated.is_empty(), "{:?}", state.violated);
+    let (_, up, durable) = state.world.hosts().next().expect("a base-cell host");
+    assert!(up);
+    assert_eq!(durable.routes().shard_of(VaultId(1)), Some(ShardId(1)), "vault 1 starts on shard 1");
+    assert_eq!(durable.routes().shard_state(ShardId(1)), Some(ShardState::Ready));
+    assert_eq!(durable.routes().vault_of(SecretId(1)), None, "the script has not created it yet");
+    let names: Vec<&str> = model.properties().iter().map(|property| property.name).collect();
+    for name in ["RTE-1", "RTE-2", "RTE-3", "RTE-4", "route looked up", "route from the table"] {
+        assert!(names.contains(&name), "{name} is checked");
+    }
+    assert!(!names.contains(&"RTE-5"), "not judged where a lookup may time out without a fault");
+    assert!(!names.contains(&"REF-1"), "a sharded world is not refined");
+    let plain = CheckModel::new(load("sync-one-host"), Bugs::none());
+    let plain: Vec<&str> = plain.properties().iter().map(|property| property.name).collect();
+    assert!(plain.contains(&"REF-1") && !plain.contains(&"RTE-1"));
+}
+
+#[test]
+fn a_shard_registered_at_the_start_is_not_ready_and_no_base_host_has_its_row() {
+    let config = load("sharded-placement-race");
+    assert!(config.adds_shard());
+    let sharding = config.world_config(&Bugs::none()).sharding.expect("the world shards");
+    assert_eq!((sharding.shards, sharding.add_shard), (1, true));
+    let state = CheckModel::new(config, Bugs::none()).initial_state();
+    assert_eq!(state.world.shard_count(), 2, "the new shard's cell is built");
+    let row = state.world.store().read(&Key::Shard(ShardId(1))).value;
+    assert!(matches!(row, Some(Value::Shard(record)) if record.state == ShardState::Provisioning), "{row:?}");
+    let (_, _, durable) = state.world.hosts().next().expect("a base-cell host");
+    assert_eq!(durable.routes().shard_state(ShardId(1)), None, "the row has not replicated yet");
+    assert!(state.world.in_flight().is_empty());
+    assert!(state.violated.is_empty(), "{:?}", state.violated);
+}
+
+#[test]
+fn sharded_script_steps_issue_routed_reads_vault_creations_and_the_shard_addition() {
+    let mut config = load("sharded-route-race");
+    config.script = vec![
+        ScriptStep { client: 0, op: "routed-read".into(), secret: 1, worker: 0, host: 0, caller: Some(0), vault: None },
+        ScriptStep { client: 1, op: "routed-read".into(), secret: 1, worker: 0, host: 0, caller: None, vault: None },
+        ScriptStep {
+            client: 2,
+            op: "create-vault".into(),
+            secret: 0,
+            worker: 0,
+            host: 0,
+            caller: None,
+            vault: Some(3),
+        },
+        ScriptStep { client: 3, op: "add-shard".into(), secret: 0, worker: 0, host: 0, caller: None, vault: None },
+    ];
+    let model = CheckModel::new(config, Bugs::none());
+    let state = model.initial_state();
+    let at = state.world.now();
+    let routed = |request: u64, caller: u32| Action::RoutedRead {
+        request: RequestId(request),
+        host: 0,
+        caller: TenantId(caller),
+        secret: SecretId(1),
+        at,
+    };
+    assert_eq!(model.issue(&state, 0), routed(0, 0));
+    assert_eq!(model.issue(&state, 1), routed(1, 1), "by default the caller is the secret's own tenancy");
+    let vault = Operation::CreateVault { vault: VaultId(3), tenant: TenantId(1) };
+    assert_eq!(model.issue(&state, 2), Action::Submit { request: RequestId(2), worker: 0, operation: vault, at });
+    assert_eq!(model.issue(&state, 3), Action::AddShard { at });
+    assert_eq!(model.config.secrets(), BTreeSet::from([1]), "a vault creation names no secret");
+    // The operator's command is done once issued; a read, once answered.
+    let added = model.next_state(&state, Action::AddShard { at }).expect("a step");
+    assert_eq!(added.issued, vec![false, false, false, true]);
+    assert!(added.answered(3));
+    let read = model.next_state(&added, routed(0, 0)).expect("a step");
+    assert!(read.issued[0] && !read.answered(0));
+    assert!(read.world.is_up(NodeId::ShardAdder), "the operator started");
+}
+
+#[test]
+fn broken_sharding_sections_and_steps_name_their_field() {
+    let base = "name = \"x\"\nmode = \"sync\"\nworkers = 1\nhosts = 1\ntenants = 2\nhorizon_ms = 5\n";
+    let parse = |text: &str| ModelConfig::parse(std::path::Path::new("specs/models/x.toml"), &format!("{base}{text}"));
+    let section = "[sharding]\nshards = 2\nroute_timeout_ms = 50\n";
+    let read = "script = [{ client = 0, op = \"routed-read\", secret = 1 }]\n";
+    assert!(parse(&format!("{read}{section}")).is_ok());
+    let cases = [
+        ("script = []\n[sharding]\nshards = 0\nroute_timeout_ms = 50\n", "sharding.shards", 9),
+        ("script = []\n[sharding]\nshards = 2\nroute_timeout_ms = 0\n", "sharding.route_timeout_ms", 10),
+        (&format!("script = []\n{section}lookups_max = 0\n"), "sharding.lookups_max", 11),
+        (&format!("script = []\n{section}shard_registered = true\n"), "sharding.shard_registered", 11),
+        (&format!("script = []\n{section}colour = 1\n"), "colour", 11),
+        (read, "script", 7),
+        (
+            "script = [{ client = 0, op = \"create-vault\" }]\n[sharding]\nshards = 1\nroute_timeout_ms = 5\n",
+            "script",
+            7,
+        ),
+    ];
+    for (text, field, line) in cases {
+        let error = parse(text).unwrap_err();
+        assert_eq!((error.field.as_deref(), error.line), (Some(field), Some(line)), "{error}");
+        assert!(error.to_string().contains("x.toml"), "{error}");
+    }
+    let messages = [
+        ("script = [{ client = 0, op = \"create-vault\", vault = 1 }]\n", "exists from the start"),
+        ("script = [{ client = 0, op = \"routed-read\", secret = 1, caller = 2 }]\n", "not one of the 2 tenancies"),
+        ("script = [{ client = 0, op = \"host-read\", secret = 1, caller = 0 }]\n", "`caller` is for `routed-read`"),
+        ("script = [{ client = 0, op = \"update\", secret = 1, vault = 3 }]\n", "`vault` is for `create-vault`"),
+        ("script = [{ client = 0, op = \"add-shard\" }, { client = 1, op = \"add-shard\" }]\n", "at most one"),
+    ];
+    for (script, message) in messages {
+        let error = parse(&format!("{script}{section}")).unwrap_err();
+        assert_eq!(error.field.as_deref(), Some("script"), "{error}");
+        assert!(error.message.contains(message), "{message}: {error}");
+    }
+    let migrating = "[migration]\nseeded_secrets = 1\nschedule = [{ at_ms = 0, phase = \"backfill\" }]\n";
+    let error = parse(&format!("script = []\n{section}{migrating}")).unwrap_err();
+    assert_eq!(error.field.as_deref(), Some("sharding"), "{error}");
+}
+
+#[test]
+fn the_routing_races_are_expected_where_the_script_sets_them_up() {
+    assert_eq!(
+        expected_sometimes(&load("sharded-route-race")),
+        vec!["converged", "route looked up", "route from the table"]
+    );
+    assert_eq!(
+        expected_sometimes(&load("sharded-placement-race")),
+        vec!["converged", "placed before the added shard was ready", "placed on the added shard"]
+    );
+    // A routed read of a secret the script does not create races nothing.
+    let mut config = load("sharded-route-race");
+    config.script.remove(0);
+    assert_eq!(expected_sometimes(&config), vec!["converged"]);
+}
+
+#[test]
+fn a_placement_on_the_added_shard_waits_for_it_and_its_path_replays() {
+    let model = CheckModel::new(load("sharded-placement-race"), Bugs::none());
+    let path = shortest_discovery(&model, "placed on the added shard", 1).expect("reached");
+    let text = model.trace(&path).join("\n") + "\n";
+    let summary = crate::trace::replay(&text).expect("a sharded checker trace replays line for line");
+    assert_eq!(summary.steps as usize, path.len());
+    assert!(summary.violations.is_empty(), "{:?}", summary.violations);
+    // Along the path the shard turned ready before the vault was placed on it.
+    let mut state = model.initial_state();
+    let mut ready_at = None;
+    for (index, action) in path.iter().enumerate() {
+        state = model.next_state(&state, action.clone()).expect("a step");
+        let row = state.world.store().read(&Key::Shard(ShardId(1))).value;
+        if ready_at.is_none() && matches!(row, Some(Value::Shard(record)) if record.state == ShardState::Ready) {
+            ready_at = Some(index);
+        }
+    }
+    assert!(state.marks.placed_on_added_shard);
+    assert!(ready_at.is_some_and(|ready| ready < path.len() - 1), "ready at {ready_at:?} of {}", path.len());
+    let route = state.world.store().read(&Key::VaultRoute(VaultId(1))).value;
+    assert_eq!(route, Some(Value::VaultRoute(ShardId(1))));
 }
