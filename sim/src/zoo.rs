@@ -169,30 +169,22 @@ pub fn recipe(bug: Bug) -> Recipe {
              it: on `migration` (400 requests/s, burst 40) the short walk stays within budget even unthrottled; \
              `migration-budget` allows 60 requests/s, burst 6.",
         ),
-        Bug::NoRouteFallback => (
-            Some(sim("sharded", PropertyId::Rte2)),
-            None,
-            "no model recipe: the model configurations do not shard (the routing spec's own tests catch \
-             NotFound without a lookup)",
-        ),
-        Bug::RouteBeforeReady => (
-            Some(sim("add-shard", PropertyId::Rte3)),
-            None,
-            "no model recipe: the model configurations do not shard (the routing spec's own tests catch a \
-             placement on a provisioning shard)",
-        ),
+        Bug::NoRouteFallback => {
+            (Some(sim("sharded", PropertyId::Rte2)), Some(model("zoo-no-route-fallback", PropertyId::Rte2)), "")
+        }
+        Bug::RouteBeforeReady => {
+            (Some(sim("add-shard", PropertyId::Rte3)), Some(model("zoo-route-before-ready", PropertyId::Rte3)), "")
+        }
         Bug::ReadyBeforeEveryHost => (
             Some(sim("add-shard", PropertyId::Rte3)),
             None,
-            "no model recipe: the model configurations do not shard (the routing spec's own tests catch a \
-             shard marked ready before every host applied its row)",
+            "no model recipe: the sharded model configurations have one base-cell host, for which one host \
+             is every host (the routing spec's own tests catch a shard marked ready before every host applied \
+             its row)",
         ),
-        Bug::RouteByTenancy => (
-            Some(sim("sharded", PropertyId::Rte4)),
-            None,
-            "no model recipe: the model configurations do not shard, and the routing spec's requests carry \
-             only their vault, so RTE-4 is structural there",
-        ),
+        Bug::RouteByTenancy => {
+            (Some(sim("sharded", PropertyId::Rte4)), Some(model("zoo-route-by-tenancy", PropertyId::Rte4)), "")
+        }
     };
     Recipe { bug, simulator, model, note }
 }
