@@ -25,8 +25,11 @@
 //!   shard's load in its registry row, a second routing event that changes
 //!   nothing a route depends on; the spec leaves it out.)
 //! * [`RoutingAction::Apply`]: an up host applies the next routing event.
-//! * [`RoutingAction::Crash`], [`RoutingAction::Restart`]: the route table
-//!   is durable, so a crash keeps the cursor and the learned routes.
+//! * [`RoutingAction::Crash`], [`RoutingAction::Restart`]: the applied
+//!   prefix is durable, so a crash keeps the cursor; the routes learned by
+//!   lookups live only in the router's memory (`vault::router::Router` keeps
+//!   them in its own table and restarts from the host's durable one), so a
+//!   crash loses them and the next request for such a vault looks it up again.
 //! * [`RoutingAction::Route`]: the next request arrives at an up host naming
 //!   a vault, and is routed by the host's table if it holds the vault's
 //!   route; else by a lookup of the base store (the current placement; the
@@ -128,8 +131,9 @@ pub struct RoutingHost {
     /// The number of routing events applied (durable).
     pub cursor: usize,
     /// Vault routes read from the base store by lookups whose event the
-    /// host has not applied yet (durable); applying the event drops the
-    /// entry, so equal tables are stored alike.
+    /// host has not applied yet (in the router's memory: a crash loses
+    /// them); applying the event drops the entry, so equal tables are
+    /// stored alike.
     pub learned: BTreeMap<u32, u32>,
 }
 
@@ -238,7 +242,7 @@ pub enum RoutingAction {
         /// The host.
         host: u32,
     },
-    /// `host` crashes; its table survives.
+    /// `host` crashes; its applied prefix survives, its learned routes do not.
     Crash {
         /// The host.
         host: u32,
@@ -420,7 +424,11 @@ impl RoutingSpec {
                     entry.learned.remove(&vault);
                 }
             }
-            RoutingAction::Crash { host } => up_host(&mut next, host)?.up = false,
+            RoutingAction::Crash { host } => {
+                let entry = up_host(&mut next, host)?;
+                entry.up = false;
+                entry.learned.clear();
+            }
             RoutingAction::Restart { host } => {
                 let entry = next.hosts.get_mut(&host).ok_or(format!("host {host} does not exist"))?;
                 if entry.up {
@@ -447,6 +455,153 @@ impl RoutingSpec {
             }
         }
         Ok(next)
+    }
+
+    /// The spec steps that take `before` to `after`: none for a stutter,
+    /// else, in this order, one step per routing event the base store
+    /// logged (`Register`, `MarkReady` or `Place`, in log order), the cells
+    /// that began serving (`CellReady`), the hosts that restarted, one
+    /// `Apply` per event each host applied, one `Route` per request routed
+    /// (at the first up host, in id order, that routes it so and leads to
+    /// `after`), one `Answer` per request answered, and the hosts that
+    /// crashed. Several steps at once are what one world step can do: a
+    /// poll reply applies several events, and a router that serves a
+    /// request in its own cell routes and answers it at once. Each step
+    /// must be allowed by [`RoutingSpec::step`] and the last must reach
+    /// `after` exactly; `Err` says what no such sequence explains. Follows
+    /// the rules, not the model's bounds.
+    pub fn explains(&self, before: &RoutingState, after: &RoutingState) -> Result<Vec<RoutingAction>, String> {
+        if before == after {
+            return Ok(Vec::new());
+        }
+        let plan = self.plan(before, after)?;
+        let mut taken = Vec::with_capacity(plan.len());
+        self.run_plan(&plan, before.clone(), after, &mut taken)?;
+        Ok(taken)
+    }
+
+    /// The steps of [`RoutingSpec::explains`], with each `Route`'s host left open.
+    fn plan(&self, before: &RoutingState, after: &RoutingState) -> Result<Vec<Planned>, String> {
+        let mut plan = Vec::new();
+        if !after.routing_log.starts_with(&before.routing_log) {
+            return Err(format!(
+                "the routing partition changed other than by appending: {:?} became {:?}",
+                before.routing_log, after.routing_log
+            ));
+        }
+        for event in &after.routing_log[before.routing_log.len()..] {
+            plan.push(Planned::Step(match *event {
+                RouteEvent::Shard { shard, row: ShardRow::Provisioning } => RoutingAction::Register { shard },
+                RouteEvent::Shard { shard, row: ShardRow::Ready } => RoutingAction::MarkReady { shard },
+                RouteEvent::Vault { vault, .. } => RoutingAction::Place { vault },
+            }));
+        }
+        if !after.cells.is_superset(&before.cells) {
+            return Err(format!(
+                "cells {:?} stopped serving",
+                before.cells.difference(&after.cells).collect::<Vec<_>>()
+            ));
+        }
+        plan.extend(
+            after.cells.difference(&before.cells).map(|&shard| Planned::Step(RoutingAction::CellReady { shard })),
+        );
+        if !before.hosts.keys().eq(after.hosts.keys()) {
+            return Err(format!("hosts {:?} became {:?}", before.hosts.keys(), after.hosts.keys()));
+        }
+        let hosts = || before.hosts.iter().zip(after.hosts.values()).map(|((host, old), new)| (*host, old, new));
+        plan.extend(
+            hosts()
+                .filter(|(_, old, new)| !old.up && new.up)
+                .map(|(host, ..)| Planned::Step(RoutingAction::Restart { host })),
+        );
+        for (host, old, new) in hosts() {
+            if new.cursor < old.cursor {
+                return Err(format!("host {host}'s cursor went back from {} to {}", old.cursor, new.cursor));
+            }
+            plan.extend((old.cursor..new.cursor).map(|_| Planned::Step(RoutingAction::Apply { host })));
+        }
+        let (mut removed, added) = multiset_difference(&before.requests, &after.requests);
+        let mut answers = Vec::new();
+        for request in added {
+            let RequestOutcome::Answered { shard, lookup } = request.outcome else {
+                plan.push(Planned::Route(request));
+                continue;
+            };
+            let routed = RoutingRequest { vault: request.vault, outcome: RequestOutcome::Routed { shard, lookup } };
+            match removed.iter().position(|entry| *entry == routed) {
+                Some(position) => {
+                    removed.remove(position);
+                }
+                None => plan.push(Planned::Route(routed)),
+            }
+            answers.push(Planned::Answer(routed));
+        }
+        if let Some(request) = removed.first() {
+            return Err(format!("request {request:?} vanished or changed other than by its answer"));
+        }
+        plan.extend(answers);
+        plan.extend(
+            hosts()
+                .filter(|(_, old, new)| old.up && !new.up)
+                .map(|(host, ..)| Planned::Step(RoutingAction::Crash { host })),
+        );
+        Ok(plan)
+    }
+
+    /// Takes the steps of `plan` from `state`, trying each up host for a
+    /// `Route`, until the last step reaches `after`; the steps taken are
+    /// left in `taken`.
+    fn run_plan(
+        &self,
+        plan: &[Planned],
+        state: RoutingState,
+        after: &RoutingState,
+        taken: &mut Vec<RoutingAction>,
+    ) -> Result<(), String> {
+        let Some((first, rest)) = plan.split_first() else {
+            return if state == *after {
+                Ok(())
+            } else {
+                Err(format!("the spec steps {taken:?} lead to {state:?}, not to {after:?}"))
+            };
+        };
+        let candidates: Vec<RoutingAction> = match *first {
+            Planned::Step(action) => vec![action],
+            Planned::Route(request) => {
+                let up = state.hosts.iter().filter(|(_, entry)| entry.up).map(|(host, _)| *host);
+                up.map(|host| RoutingAction::Route { host, vault: request.vault }).collect()
+            }
+            Planned::Answer(request) => {
+                let index = state.requests.iter().position(|entry| *entry == request);
+                let index = index.ok_or(format!("no request {request:?} to answer after {taken:?}"))?;
+                vec![RoutingAction::Answer { request: index }]
+            }
+        };
+        let mut why = format!("no up host to route {first:?} after {taken:?}");
+        for action in candidates {
+            let next = match self.step(&state, &action) {
+                Ok(next) => next,
+                Err(refused) => {
+                    why = format!("{action:?} after {taken:?}: {refused}");
+                    continue;
+                }
+            };
+            if let Planned::Route(request) = *first {
+                if !next.requests.contains(&request)
+                    || multiset_difference(&state.requests, &next.requests).1 != [request]
+                {
+                    why = format!("{action:?} after {taken:?} does not route as {request:?}");
+                    continue;
+                }
+            }
+            taken.push(action);
+            match self.run_plan(rest, next, after, taken) {
+                Ok(()) => return Ok(()),
+                Err(deeper) => why = deeper,
+            }
+            taken.pop();
+        }
+        Err(why)
     }
 
     /// Routes a request for `vault` arriving at `host`: by the table, else
@@ -558,6 +713,39 @@ impl RoutingSpec {
             }
         }
         Ok(())
+    }
+}
+
+/// A step of [`RoutingSpec::explains`]'s plan.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Planned {
+    /// This step.
+    Step(RoutingAction),
+    /// A `Route` that adds this request, at a host to be found.
+    Route(RoutingRequest),
+    /// The `Answer` of this request (routed, not answered).
+    Answer(RoutingRequest),
+}
+
+/// The entries of sorted `before` missing from sorted `after`, and those of
+/// `after` missing from `before`, counting repeats.
+fn multiset_difference(
+    before: &[RoutingRequest],
+    after: &[RoutingRequest],
+) -> (Vec<RoutingRequest>, Vec<RoutingRequest>) {
+    let (mut removed, mut added) = (Vec::new(), Vec::new());
+    let (mut old, mut new) = (before.iter().peekable(), after.iter().peekable());
+    loop {
+        match (old.peek(), new.peek()) {
+            (Some(a), Some(b)) if a == b => {
+                old.next();
+                new.next();
+            }
+            (Some(a), Some(b)) if a < b => removed.push(*old.next().expect("peeked")),
+            (Some(_), Some(_)) | (None, Some(_)) => added.push(*new.next().expect("peeked")),
+            (Some(_), None) => removed.push(*old.next().expect("peeked")),
+            (None, None) => return (removed, added),
+        }
     }
 }
 

@@ -52,7 +52,7 @@ fn add_shard(shard: u32) -> Vec<RoutingAction> {
 
 #[test]
 fn the_base_shard_then_one_added_holds_every_property() {
-    assert_eq!(check_exhaustively(base_shard_then_one_added()), 148_194);
+    assert_eq!(check_exhaustively(base_shard_then_one_added()), 151_454);
 }
 
 #[test]
@@ -111,10 +111,17 @@ fn a_lookup_routes_to_the_home_and_the_log_later_brings_the_same_row() {
     let applied = spec.step(&looked_up, &apply(1)).expect("one event to apply");
     assert!(applied.hosts[&1].learned.is_empty());
     assert_eq!(applied.table_route(1, 0), Some(0));
-    // A crash keeps the learned row: the table is durable.
+    // A crash loses the learned row (the router's memory), not the applied
+    // prefix: after a restart the next request looks the route up again.
     let crashed = spec.step(&looked_up, &RoutingAction::Crash { host: 1 }).expect("host 1 is up");
     let restarted = spec.step(&crashed, &RoutingAction::Restart { host: 1 }).expect("host 1 is down");
-    assert_eq!(restarted, looked_up);
+    assert!(restarted.hosts[&1].learned.is_empty(), "learned routes are volatile");
+    assert_eq!(restarted.hosts[&1].cursor, looked_up.hosts[&1].cursor, "the applied prefix is durable");
+    let again = spec.step(&restarted, &route(1, 0)).expect("host 1 is up");
+    assert!(again
+        .requests
+        .contains(&RoutingRequest { vault: 0, outcome: RequestOutcome::Routed { shard: 0, lookup: true } }));
+    assert_eq!(again.hosts[&1].learned, BTreeMap::from([(0, 0)]), "looked up again");
 }
 
 #[test]
@@ -225,4 +232,115 @@ fn placing_on_a_provisioning_shard_breaks_rte_3() {
 fn answering_not_found_without_a_lookup_breaks_rte_2() {
     let spec = base_shard_then_one_added().with_bug(RoutingBug::NotFoundWithoutLookup);
     assert_breaks(spec, PropertyId::Rte2, vec![place(0), route(0, 0)]);
+}
+
+#[test]
+fn explains_names_the_step_of_each_pair_of_a_run() {
+    let spec = base_shard_then_one_added();
+    let mut actions = add_shard(1);
+    actions.extend([place(0), place(1), apply(0), route(0, 1), route(1, 1)]);
+    actions.extend([RoutingAction::Answer { request: 0 }, RoutingAction::Crash { host: 1 }]);
+    actions.extend([RoutingAction::Restart { host: 1 }, apply(1), apply(1)]);
+    let mut state = spec.init_states().remove(0);
+    for action in actions {
+        let next = spec.step(&state, &action).unwrap_or_else(|why| panic!("{action:?} refused: {why}"));
+        assert_eq!(spec.explains(&state, &next), Ok(vec![action]), "from {state:?}");
+        assert_eq!(spec.explains(&next, &next), Ok(Vec::new()), "a stutter");
+        state = next;
+    }
+    assert_eq!(state.placements, BTreeMap::from([(0, 0), (1, 1)]), "vault 1 went to the shard added live");
+}
+
+#[test]
+fn explains_takes_several_steps_of_one_world_step() {
+    let spec = base_shard_then_one_added();
+    let placed = run(&spec, &[place(0), place(1)]);
+    // A poll reply that applies both routes at host 1.
+    let applied = run(&spec, &[place(0), place(1), apply(1), apply(1)]);
+    assert_eq!(spec.explains(&placed, &applied), Ok(vec![apply(1), apply(1)]));
+    // A router that looks the route up and serves the request in its own cell.
+    let served = run(&spec, &[place(0), place(1), route(1, 0), RoutingAction::Answer { request: 0 }]);
+    assert_eq!(spec.explains(&placed, &served), Ok(vec![route(1, 0), RoutingAction::Answer { request: 0 }]));
+    assert_eq!(served.requests[0].outcome, RequestOutcome::Answered { shard: 0, lookup: true });
+    // The host is found by the route: host 0 has applied vault 0's route, host 1 has not.
+    let from_table = run(&spec, &[place(0), apply(0), route(0, 0)]);
+    let before = run(&spec, &[place(0), apply(0)]);
+    assert_eq!(spec.explains(&before, &from_table), Ok(vec![route(0, 0)]));
+    let looked_up = run(&spec, &[place(0), apply(0), route(1, 0)]);
+    assert_eq!(spec.explains(&before, &looked_up), Ok(vec![route(1, 0)]));
+}
+
+#[test]
+fn explains_rejects_a_route_to_the_wrong_shard() {
+    let spec = base_shard_then_one_added();
+    let before = run(&spec, &add_shard(1));
+    let before = run_from(&spec, before, &[place(0)]);
+    assert_eq!(before.placements[&0], 0);
+    // A request for vault 0 routed to shard 1, by lookup or by the table.
+    for lookup in [false, true] {
+        let mut after = before.clone();
+        after.requests.push(RoutingRequest { vault: 0, outcome: RequestOutcome::Routed { shard: 1, lookup } });
+        if lookup {
+            after.hosts.get_mut(&0).expect("host 0").learned.insert(0, 1);
+        }
+        let why = spec.explains(&before, &after).expect_err("vault 0 lives on shard 0");
+        assert!(why.contains("does not route as"), "{why}");
+    }
+    // Answered by another cell than the one it was routed to.
+    let routed = run_from(&spec, before.clone(), &[route(1, 0)]);
+    let mut answered = routed.clone();
+    answered.requests[0].outcome = RequestOutcome::Answered { shard: 1, lookup: true };
+    assert!(spec.explains(&routed, &answered).is_err());
+    // The right answer is explained.
+    let right = run_from(&spec, routed.clone(), &[RoutingAction::Answer { request: 0 }]);
+    assert_eq!(spec.explains(&routed, &right), Ok(vec![RoutingAction::Answer { request: 0 }]));
+}
+
+#[test]
+fn explains_rejects_a_placement_on_a_provisioning_shard_and_an_early_ready() {
+    let spec = base_shard_then_one_added();
+    let provisioning = run(&spec, &[RoutingAction::Register { shard: 1 }, RoutingAction::CellReady { shard: 1 }]);
+    let mut placed = provisioning.clone();
+    placed.placements.insert(0, 1);
+    placed.routing_log.push(RouteEvent::Vault { vault: 0, shard: 1 });
+    let why = spec.explains(&provisioning, &placed).expect_err("shard 1 is provisioning");
+    assert!(why.contains("Place"), "{why}");
+    // Placed on the ready base shard instead: explained.
+    let right = run_from(&spec, provisioning.clone(), &[place(0)]);
+    assert_eq!(spec.explains(&provisioning, &right), Ok(vec![place(0)]));
+    // Marked ready before the hosts applied its row.
+    let mut early = provisioning.clone();
+    early.shards.insert(1, ShardRow::Ready);
+    early.routing_log.push(RouteEvent::Shard { shard: 1, row: ShardRow::Ready });
+    let why = spec.explains(&provisioning, &early).expect_err("the gate is closed");
+    assert!(why.contains("has applied"), "{why}");
+}
+
+#[test]
+fn explains_rejects_what_no_step_does() {
+    let spec = base_shard_then_one_added();
+    let state = run(&spec, &[place(0), apply(0), apply(1)]);
+    let mut back = state.clone();
+    back.hosts.get_mut(&0).expect("host 0").cursor -= 1;
+    assert!(spec.explains(&state, &back).expect_err("cursors move forward").contains("went back"));
+    let mut forgotten = state.clone();
+    forgotten.routing_log.pop();
+    forgotten.placements.clear();
+    assert!(spec.explains(&state, &forgotten).expect_err("append-only").contains("appending"));
+    let mut learned = state.clone();
+    learned.hosts.get_mut(&1).expect("host 1").learned.insert(1, 0);
+    assert!(spec.explains(&state, &learned).is_err(), "a route learned without a request");
+    // A crash that keeps a learned route is not a spec step any more.
+    let looked_up = run(&spec, &[place(0), route(1, 0)]);
+    let mut crashed = looked_up.clone();
+    crashed.hosts.get_mut(&1).expect("host 1").up = false;
+    assert!(spec.explains(&looked_up, &crashed).is_err(), "a crash loses learned routes");
+}
+
+/// The state after `actions` from `state`; panics if one is refused.
+fn run_from(spec: &RoutingSpec, mut state: RoutingState, actions: &[RoutingAction]) -> RoutingState {
+    for action in actions {
+        state = spec.step(&state, action).unwrap_or_else(|why| panic!("{action:?} refused: {why}"));
+    }
+    state
 }
