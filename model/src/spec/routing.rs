@@ -34,6 +34,11 @@
 //!   a vault, and is routed by the host's table if it holds the vault's
 //!   route; else by a lookup of the base store (the current placement; the
 //!   host keeps the row read); else it is answered `NotFound`.
+//! * [`RoutingAction::Learn`]: an up host reads a placed vault's route
+//!   from the base store by a lookup and keeps it, without routing by it:
+//!   the request that looked it up still waits on the route's shard row (a
+//!   host whose table lacks it), or gives up. The row is the placement, as
+//!   a lookup's is.
 //! * [`RoutingAction::Answer`]: a routed request is answered by the cell of
 //!   the shard it was routed to, which must serve.
 //!
@@ -259,6 +264,15 @@ pub enum RoutingAction {
         /// The vault it names.
         vault: u32,
     },
+    /// `host` reads `vault`'s route from the base store by a lookup and
+    /// keeps it, without routing a request by it yet: the request that
+    /// looked it up waits on another row (the route's shard), or gives up.
+    Learn {
+        /// The host.
+        host: u32,
+        /// The vault whose route it read.
+        vault: u32,
+    },
     /// The cell `request` was routed to answers it.
     Answer {
         /// The request (its index in [`RoutingState::requests`]).
@@ -442,6 +456,13 @@ impl RoutingSpec {
                 let position = next.requests.partition_point(|entry| *entry <= request);
                 next.requests.insert(position, request);
             }
+            RoutingAction::Learn { host, vault } => {
+                if state.table_route(host, vault).is_some() {
+                    return Err(format!("host {host}'s table routes vault {vault} already"));
+                }
+                let shard = *state.placements.get(&vault).ok_or(format!("vault {vault} has no route to read"))?;
+                up_host(&mut next, host)?.learned.insert(vault, shard);
+            }
             RoutingAction::Answer { request } => {
                 let entry = next.requests.get_mut(request).ok_or(format!("request {request} has not arrived"))?;
                 let RequestOutcome::Routed { shard, lookup } = entry.outcome else {
@@ -463,7 +484,8 @@ impl RoutingSpec {
     /// that began serving (`CellReady`), the hosts that restarted, one
     /// `Apply` per event each host applied, one `Route` per request routed
     /// (at the first up host, in id order, that routes it so and leads to
-    /// `after`), one `Answer` per request answered, and the hosts that
+    /// `after`), one `Learn` per route a host learned that no `Route` of the
+    /// step did, one `Answer` per request answered, and the hosts that
     /// crashed. Several steps at once are what one world step can do: a
     /// poll reply applies several events, and a router that serves a
     /// request in its own cell routes and answers it at once. Each step
@@ -539,6 +561,10 @@ impl RoutingSpec {
         if let Some(request) = removed.first() {
             return Err(format!("request {request:?} vanished or changed other than by its answer"));
         }
+        for (host, old, new) in hosts() {
+            let learned = new.learned.iter().filter(|(vault, shard)| old.learned.get(vault) != Some(shard));
+            plan.extend(learned.map(|(&vault, _)| Planned::Learn { host, vault }));
+        }
         plan.extend(answers);
         plan.extend(
             hosts()
@@ -567,6 +593,14 @@ impl RoutingSpec {
         };
         let candidates: Vec<RoutingAction> = match *first {
             Planned::Step(action) => vec![action],
+            // Learned by a `Route` of this step already: nothing to take.
+            Planned::Learn { host, vault }
+                if state.hosts.get(&host).and_then(|entry| entry.learned.get(&vault))
+                    == after.hosts.get(&host).and_then(|entry| entry.learned.get(&vault)) =>
+            {
+                return self.run_plan(rest, state, after, taken);
+            }
+            Planned::Learn { host, vault } => vec![RoutingAction::Learn { host, vault }],
             Planned::Route(request) => {
                 let up = state.hosts.iter().filter(|(_, entry)| entry.up).map(|(host, _)| *host);
                 up.map(|host| RoutingAction::Route { host, vault: request.vault }).collect()
@@ -725,6 +759,13 @@ enum Planned {
     Route(RoutingRequest),
     /// The `Answer` of this request (routed, not answered).
     Answer(RoutingRequest),
+    /// A `Learn`, unless a `Route` of the same step learned the row.
+    Learn {
+        /// The host.
+        host: u32,
+        /// The vault.
+        vault: u32,
+    },
 }
 
 /// The entries of sorted `before` missing from sorted `after`, and those of
@@ -820,6 +861,10 @@ impl Model for RoutingSpec {
             }
             if state.requests.len() < self.requests_max as usize {
                 actions.extend((0..self.vault_count).map(|vault| RoutingAction::Route { host, vault }));
+                // A lookup is made for a request not yet routed: the bound on
+                // requests bounds lookups too.
+                let unknown = state.placements.keys().filter(|vault| state.table_route(host, **vault).is_none());
+                actions.extend(unknown.map(|&vault| RoutingAction::Learn { host, vault }));
             }
         }
         for (request, entry) in state.requests.iter().enumerate() {
