@@ -104,6 +104,11 @@ impl RouteTable {
         self.vaults.get(&vault).map(|(shard, _)| *shard)
     }
 
+    /// Every vault route the table holds (applied or learned), in vault order.
+    pub fn vaults(&self) -> impl Iterator<Item = (VaultId, ShardId)> + '_ {
+        self.vaults.iter().map(|(vault, (shard, _))| (*vault, *shard))
+    }
+
     /// The vault of `secret`, if known.
     pub fn vault_of(&self, secret: SecretId) -> Option<VaultId> {
         self.secrets.get(&secret).map(|(vault, _)| *vault)

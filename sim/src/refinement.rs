@@ -30,6 +30,10 @@ use vault::types::{Lifecycle, SecretRecord, Seq, TenantId};
 
 use crate::world::{Action, NodeId, StepReport, World};
 
+pub mod routing;
+
+pub use routing::{abstract_routing, RoutingRefinement, RoutingTracker};
+
 /// The refinement check of one world configuration.
 #[derive(Clone, Debug)]
 pub struct Refinement {
@@ -90,9 +94,12 @@ pub struct RefinementTracker {
     journal: SpecJournal,
     full: bool,
     /// The world shards: the replication spec has one log and one set of
-    /// hosts, so REF-1 is not judged (the routing spec is checked on its own,
-    /// `model::RoutingSpec`; the world is not yet mapped onto it).
+    /// hosts, so the replication part is off, and REF-1 is judged against
+    /// the routing spec instead ([`routing`]).
     off: bool,
+    /// The routing refinement of a sharded world (`None`: the world does not
+    /// shard, or places by a fixed shard, which the routing spec does not).
+    routing: Option<RoutingTracker>,
 }
 
 impl RefinementTracker {
@@ -102,7 +109,8 @@ impl RefinementTracker {
     pub fn new(refinement: Refinement, world: &World) -> RefinementTracker {
         let refinement = if world.config().migration.is_some() { refinement.with_migration() } else { refinement };
         let off = world.config().sharding.is_some();
-        RefinementTracker { refinement, journal: SpecJournal::new(abstract_state(world)), full: false, off }
+        let routing = RoutingRefinement::of(world).map(|routing| RoutingTracker::new(routing, world));
+        RefinementTracker { refinement, journal: SpecJournal::new(abstract_state(world)), full: false, off, routing }
     }
 
     /// Starts following `world`, recomputing the whole abstraction after every
@@ -115,6 +123,9 @@ impl RefinementTracker {
     /// After `world` took `action` (which produced `report`), adds a REF-1
     /// violation to the report if no spec step explains the change.
     pub fn on_step(&mut self, world: &World, action: &Action, report: &mut StepReport) {
+        if let Some(routing) = &mut self.routing {
+            routing.on_step(world, action, report);
+        }
         if self.off {
             return;
         }
@@ -140,10 +151,20 @@ impl RefinementTracker {
     /// At the end of a run: a REF-1 violation if the world changed in a way no
     /// step reported (the full abstraction differs from the followed one).
     pub fn end_check(&self, world: &World) -> Option<Violation> {
+        if let Some(violation) = self.routing.as_ref().and_then(|routing| routing.end_check(world)) {
+            return Some(violation);
+        }
         (!self.off && abstract_state(world) != *self.journal.state()).then(|| Violation {
             property: PropertyId::Ref1,
             detail: "the world changed in a way no step reported to the properties".to_string(),
         })
+    }
+
+    /// Whether REF-1 is judged: against the replication spec for a world that
+    /// does not shard, against the routing spec for one that does (by the
+    /// least-loaded rule).
+    pub fn judges(&self) -> bool {
+        !self.off || self.routing.is_some()
     }
 }
 

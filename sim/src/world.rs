@@ -57,7 +57,7 @@ use vault::publisher::{Publisher, PublisherConfig, PublisherOutput};
 use vault::quota::{Admission, BucketConfig, Limit, QuotaConfigError, QuotaScope, QuotaTable, QuotaTableConfig};
 use vault::reader::{Reader, ReaderConfig, ReaderOutput};
 use vault::router::{ProxyAuth, RouteError, RoutedRequest, Router, RouterConfig, RouterOutput, RouterStats};
-use vault::routes::Resource;
+use vault::routes::{Resource, RouteTable};
 use vault::shard_addition::{ShardAddition, ShardAdditionConfig, ShardAdditionOutput};
 use vault::store::{BookmarkId, ReadEntry};
 use vault::store::{CommitOutcome, Key, Store, StoreReply, StoreRequest, Transaction, Value, Write};
@@ -856,6 +856,12 @@ impl World {
             .iter()
             .flatten()
             .fold(self.retired_read_stats, |total, reader| add_read_stats(total, reader.accessor().stats()))
+    }
+
+    /// The route table of base-cell host `index`'s router (its applied
+    /// rows and the rows its lookups learned), while it is up (sharded worlds).
+    pub fn router_routes(&self, index: u32) -> Option<&RouteTable> {
+        self.base().routers.get(index as usize)?.as_deref().map(Router::routes)
     }
 
     /// Every host of the base cell: its index, whether it is up, and its durable state.
