@@ -22,8 +22,8 @@
 //! * [`RoutingAction::Place`]: a vault creation places the vault by the
 //!   placer's default rule, the `Ready` shard with the fewest vaults, ties to
 //!   the lowest id, and logs the route. (The same commit also bumps the
-//!   shard's load in its registry row, a second routing event that changes
-//!   nothing a route depends on; the spec leaves it out.)
+//!   shard's load in its registry row; the row's state is unchanged, so the
+//!   base store logs no routing event for it, and the spec has no load.)
 //! * [`RoutingAction::Apply`]: an up host applies the next routing event.
 //! * [`RoutingAction::Crash`], [`RoutingAction::Restart`]: the applied
 //!   prefix is durable, so a crash keeps the cursor; the routes learned by
@@ -44,7 +44,9 @@
 //!
 //! A request is one routing decision: the router's lookups (at most one per
 //! missing row) are folded into the step that routes it, so a lookup reads
-//! the base store as it stands at that step. A route whose shard the host's
+//! the base store as it stands at that step (a vault's route never changes
+//! once written, so an earlier read finds the same), except a lookup that
+//! keeps a vault's route and routes nothing yet ([`RoutingAction::Learn`]). A route whose shard the host's
 //! table lacks would make the router look the registry row up too; RTE-3 says
 //! that never happens, so the spec has no such step.
 //!
@@ -72,11 +74,22 @@
 //! answered by another shard's cell than the base shard's (proxied), a
 //! lookup fallback, a `NotFound`, and a vault placed on a shard added live.
 //!
-//! There is no `explains` yet: the world has no shards. Refinement would
-//! need an abstraction of the world's base store (registry rows, routes,
-//! routing partition), its routers' tables and cursors, its cells and its
-//! requests onto [`RoutingState`], and `explains` would have to take a
-//! router's lookups, which span several world steps, as one spec step.
+//! Refinement (REF-1 for a sharded world): [`RoutingSpec::explains`] names
+//! the spec steps that take one state to the next, as
+//! [`super::ReplicationSpec::explains`] does, each checked by
+//! [`RoutingSpec::step`] and the last compared whole with the state after;
+//! one world step may take several (a poll reply applies several events; a
+//! router that serves in its own cell routes and answers at once). The
+//! simulator (`sim::refinement::routing`) maps the world onto
+//! [`RoutingState`]: the base store's registry rows, vault routes and
+//! routing partition (without its secret-route events), its cells, each
+//! base-cell host's liveness, cursor and the vault routes its router
+//! learned, and the requests routers routed and cells answered. A router's
+//! lookups span several world steps: the one that reads a vault's route is
+//! a `Learn` (when the request then waits on the shard's row) or part of the
+//! `Route` that decides; the others change nothing here. What the mapping
+//! leaves out (a router's own answers, secrets, refused proxies) and why is
+//! in that module's documentation.
 
 use std::collections::{BTreeMap, BTreeSet};
 
