@@ -109,6 +109,11 @@ impl RouteTable {
         self.vaults.iter().map(|(vault, (shard, _))| (*vault, *shard))
     }
 
+    /// The number of vault routes the table holds (applied or learned).
+    pub fn vault_count(&self) -> usize {
+        self.vaults.len()
+    }
+
     /// The vault of `secret`, if known.
     pub fn vault_of(&self, secret: SecretId) -> Option<VaultId> {
         self.secrets.get(&secret).map(|(vault, _)| *vault)

@@ -25,7 +25,9 @@
 //! secret at that step (the world's truth: a router routes only by rows the
 //! base store holds), and is routed "by lookup" exactly when the host's
 //! table, as the abstraction held it before the step, lacked the vault's
-//! route. It is `Answered` when a cell serves it (the first answer). The
+//! route. It is `Answered` when a cell serves it (the first answer), and
+//! leaves the followed abstraction after that step (no spec step reads or
+//! changes an answered request, so every verdict is the same). The
 //! router's lookups, which span several world steps, are thus one spec
 //! `Route`, at the step the router decided; a lookup reads the base store
 //! earlier than that, but what it read (a vault's route) never changes
@@ -68,6 +70,7 @@ use model::spec::routing::{
 };
 use model::{Observation, PropertyId, RouteOutcome, Violation};
 use vault::placement::PlacementPolicy;
+use vault::routes::RouteTable;
 use vault::store::{Key, Store, Table, Value};
 use vault::types::{RouteRow, SecretId, Seq, ShardState};
 
@@ -121,6 +124,11 @@ pub struct RoutingTracker {
     /// The requests routed and not yet answered, by request id (a request
     /// delivered twice is routed twice), in routing order.
     routed: BTreeMap<u64, VecDeque<RoutingRequest>>,
+    /// The requests answered, in answer order: taken out of the abstraction
+    /// after the step that answered them, since no spec step reads or
+    /// changes an answered request (the same steps explain a step with or
+    /// without them), so a step costs what is in flight, not the run so far.
+    answered: Vec<RoutingRequest>,
 }
 
 impl RoutingTracker {
@@ -132,7 +140,13 @@ impl RoutingTracker {
             fingerprint: fingerprint(world),
             secrets: BTreeMap::new(),
             routed: BTreeMap::new(),
+            answered: Vec::new(),
         }
+    }
+
+    /// The requests answered so far, in answer order.
+    pub fn answered(&self) -> &[RoutingRequest] {
+        &self.answered
     }
 
     /// The abstraction as followed so far.
@@ -149,11 +163,16 @@ impl RoutingTracker {
         let requests_moved = report.observations.iter().any(|observation| {
             matches!(observation, Observation::Routed { .. } | Observation::RequestAnswered { shard: Some(_), .. })
         });
-        let fingerprint = fingerprint(world);
-        if !requests_moved && fingerprint == self.fingerprint {
+        let (head, cells, hosts) = &self.fingerprint;
+        let unchanged = *head == world.store().routes_head()
+            && *cells == world.shard_count()
+            && hosts.iter().copied().eq(host_fingerprints(world));
+        if !requests_moved && unchanged {
             return; // Nothing the abstraction holds can have changed.
         }
-        self.fingerprint = fingerprint;
+        if !unchanged {
+            self.fingerprint = fingerprint(world);
+        }
         let mut after = abstract_routing(world);
         after.requests = std::mem::take(&mut self.state.requests);
         let before = RoutingState { requests: after.requests.clone(), ..std::mem::take(&mut self.state) };
@@ -161,6 +180,9 @@ impl RoutingTracker {
         if let Err(violation) = judged.and_then(|()| self.refinement.check(&before, &after)) {
             report.violations.push(violation);
         }
+        let answered = |request: &RoutingRequest| matches!(request.outcome, RequestOutcome::Answered { .. });
+        self.answered.extend(after.requests.iter().filter(|request| answered(request)));
+        after.requests.retain(|request| !answered(request));
         self.state = after;
     }
 
@@ -273,11 +295,15 @@ pub fn abstract_routing(world: &World) -> RoutingState {
 }
 
 fn fingerprint(world: &World) -> Fingerprint {
-    let hosts = world.hosts().map(|(host, up, durable)| {
-        let learned = world.router_routes(host).map_or(0, |table| table.vaults().count());
-        (up, durable.routes().cursor(), learned)
-    });
-    (world.store().routes_head(), world.shard_count(), hosts.collect())
+    (world.store().routes_head(), world.shard_count(), host_fingerprints(world).collect())
+}
+
+/// Each base-cell host's part of the [`Fingerprint`].
+fn host_fingerprints(world: &World) -> impl Iterator<Item = (bool, Seq, usize)> + '_ {
+    world.hosts().map(|(host, up, durable)| {
+        let routes = world.router_routes(host).map_or(0, RouteTable::vault_count);
+        (up, durable.routes().cursor(), routes)
+    })
 }
 
 /// The vault of `secret` as the base store routes it.
