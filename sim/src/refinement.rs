@@ -16,6 +16,10 @@
 //! abstraction. The model checker recomputes, after every step, each part of
 //! the abstraction whose part of the world changed (the store, or one host),
 //! whatever the observations say ([`abstract_state_after`]).
+//!
+//! A sharded world has a log per cell, which this spec (one log, one set of
+//! hosts) cannot hold, so there REF-1 is judged against the routing spec
+//! instead ([`routing`]: its abstraction, what it leaves out and why).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

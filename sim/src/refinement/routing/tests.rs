@@ -239,6 +239,24 @@ fn the_check_rejects_a_route_to_the_wrong_shard_and_a_placement_on_a_provisionin
 }
 
 #[test]
+fn the_simulator_s_tracker_judges_a_sharded_world_against_the_routing_spec() {
+    let world = sharded_world();
+    let tracker = crate::refinement::RefinementTracker::new(
+        crate::refinement::Refinement::new(InterceptorMode::Sync, [], 1),
+        &world,
+    );
+    assert!(tracker.judges(), "REF-1 is judged in a sharded world");
+    let mut config = world.config().clone();
+    config.sharding.as_mut().expect("sharded").policy = PlacementPolicy::Fixed(vault::types::ShardId(0));
+    let fixed = World::new(config);
+    let tracker = crate::refinement::RefinementTracker::new(
+        crate::refinement::Refinement::new(InterceptorMode::Sync, [], 1),
+        &fixed,
+    );
+    assert!(!tracker.judges(), "the routing spec places by load only");
+}
+
+#[test]
 fn a_world_placing_by_a_fixed_shard_is_not_judged() {
     let world = sharded_world();
     let mut config = world.config().clone();
