@@ -437,6 +437,9 @@ impl Worker {
             }
             self.unfocus();
         }
+        // The fired timer is gone; an operation that finished here armed no
+        // other, so arm the earliest deadline of those still in progress.
+        self.arm();
         self.check_invariants();
     }
 

@@ -2411,6 +2411,30 @@ impl World {
         workers_idle && routers_idle && messages_idle
     }
 
+    /// What keeps [`World::clients_idle`] false, in words.
+    fn client_work(&self) -> String {
+        let mut parts: Vec<String> = self
+            .workers()
+            .filter(|(_, worker)| worker.is_busy())
+            .map(|(index, _)| format!("worker {index} busy"))
+            .collect();
+        let routers = self.base().routers.iter().enumerate();
+        parts.extend(
+            routers
+                .filter(|(_, router)| router.as_ref().is_some_and(|router| router.is_busy()))
+                .map(|(index, _)| format!("router {index} looking a route up")),
+        );
+        let client_node = |node: NodeId| matches!(node, NodeId::Client | NodeId::Worker(_) | NodeId::Router(_));
+        let messages = self.in_flight.values().filter(|message| {
+            client_node(message.from) || client_node(message.to) || matches!(message.payload, Payload::Proxied { .. })
+        });
+        let messages: Vec<String> = messages.map(|message| format!("{:?}->{:?}", message.from, message.to)).collect();
+        if !messages.is_empty() {
+            parts.push(format!("in flight: {}", messages.join(", ")));
+        }
+        parts.join(", ")
+    }
+
     /// Whether, in every cell, the outbox is empty, every up host is at the
     /// log's head, and no secret waits for an activation (while a host is up).
     fn cells_settled(&self) -> (bool, bool, bool) {
@@ -2451,6 +2475,9 @@ impl World {
         .filter(|(done, _)| !done)
         .map(|(_, what)| (*what).to_string())
         .collect();
+        if !clients_idle {
+            waiting[0] = format!("client operations ({})", self.client_work());
+        }
         waiting.extend(self.migration_pending());
         let adding = match &self.adder {
             Job::Up(addition) => !addition.is_admitted(),

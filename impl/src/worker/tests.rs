@@ -489,6 +489,30 @@ fn with_room_for_two_operations_one_waiting_on_a_silent_store_does_not_hold_up_t
 }
 
 #[test]
+fn an_operation_given_up_at_its_deadline_leaves_the_timer_armed_for_the_others() {
+    // Postmortem: a worker with several operations gave one up when its
+    // timer fired and armed nothing, so the operation still waiting on a
+    // store that never answered had no timer left and never finished (the
+    // `shard-outage` swarm runs that never became quiet).
+    let mut store = store_with(InterceptorMode::Sync, false);
+    let config = WorkerConfig { operations_max: 2, commit_attempts_max: 1, ..WorkerConfig::new(InterceptorMode::Sync) };
+    let timeout = config.request_timeout_ns;
+    let mut client = Client::new(config);
+    let first = client.submit(Time::ZERO, create_secret(S1, 1));
+    let second = client.submit(Time(1_000), create_secret(S2, 2));
+    // Both reads are lost.
+    client.requests.clear();
+    client.timer = None;
+    client.fire(Time(timeout));
+    assert_eq!(client.answer(first), Err(ClientError::RetriesExhausted { attempts: 1 }));
+    assert_eq!(client.timer, Some(Time(timeout + 1_000)), "the second operation's deadline is armed");
+    client.fire(Time(timeout + 1_000));
+    assert_eq!(client.answer(second), Err(ClientError::RetriesExhausted { attempts: 1 }));
+    assert!(!client.worker.is_busy());
+    client.settle(&mut store, Time(timeout + 1_000));
+}
+
+#[test]
 fn past_its_operations_a_worker_queues_then_answers_busy() {
     let mut store = store_with(InterceptorMode::Sync, false);
     let config = WorkerConfig { operations_max: 2, queue_requests_max: 1, ..WorkerConfig::new(InterceptorMode::Sync) };

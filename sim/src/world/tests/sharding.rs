@@ -109,7 +109,10 @@ fn a_read_of_a_secret_that_was_never_created_is_not_found_by_the_router() {
     // The request waits on the router's lookup: the world is not quiet.
     run_until_in_flight(&mut world, |message| message.from == NodeId::Router(0));
     assert!(!world.is_quiet(), "a routed read waits on its lookup");
-    assert_eq!(world.why_not_quiet().as_deref(), Some("client operations"));
+    assert_eq!(
+        world.why_not_quiet().as_deref(),
+        Some("client operations (router 0 looking a route up, in flight: Router(0)->Store(0))")
+    );
     observations.extend(settle_observing(&mut world, SETTLE_NS));
     assert!(world.is_quiet(), "answered: {:?}", world.why_not_quiet());
     let answered = Observation::RequestAnswered { request: 1, shard: None, outcome: RouteOutcome::NotFound };
