@@ -2394,21 +2394,20 @@ impl World {
     /// log's head, and no shard addition still running.
     pub fn is_quiet(&self) -> bool {
         let (outbox_empty, hosts_caught_up, none_creating) = self.cells_settled();
-        self.unquiet_reason(self.clients_idle(), outbox_empty, hosts_caught_up, none_creating).is_none()
+        self.clients_idle()
+            && outbox_empty
+            && hosts_caught_up
+            && none_creating
+            && self.migration_pending().is_none()
+            && !self.shard_addition_pending()
     }
 
     /// No client operation in progress at a worker or a router, and no
     /// message of one in flight.
     fn clients_idle(&self) -> bool {
-        let workers_idle = self.workers().all(|(_, worker)| !worker.is_busy());
-        let routers_idle = self.base().routers.iter().flatten().all(|router| !router.is_busy());
-        let client_node = |node: NodeId| matches!(node, NodeId::Client | NodeId::Worker(_) | NodeId::Router(_));
-        let messages_idle = self.in_flight.values().all(|message| {
-            !client_node(message.from)
-                && !client_node(message.to)
-                && !matches!(message.payload, Payload::Proxied { .. })
-        });
-        workers_idle && routers_idle && messages_idle
+        self.workers().all(|(_, worker)| !worker.is_busy())
+            && self.base().routers.iter().flatten().all(|router| !router.is_busy())
+            && !self.in_flight.values().any(|message| is_client_message(message))
     }
 
     /// What keeps [`World::clients_idle`] false, in words.
@@ -2424,15 +2423,26 @@ impl World {
                 .filter(|(_, router)| router.as_ref().is_some_and(|router| router.is_busy()))
                 .map(|(index, _)| format!("router {index} looking a route up")),
         );
-        let client_node = |node: NodeId| matches!(node, NodeId::Client | NodeId::Worker(_) | NodeId::Router(_));
-        let messages = self.in_flight.values().filter(|message| {
-            client_node(message.from) || client_node(message.to) || matches!(message.payload, Payload::Proxied { .. })
-        });
-        let messages: Vec<String> = messages.map(|message| format!("{:?}->{:?}", message.from, message.to)).collect();
+        let messages: Vec<String> = self
+            .in_flight
+            .values()
+            .filter(|message| is_client_message(message))
+            .map(|message| format!("{:?}->{:?}", message.from, message.to))
+            .collect();
         if !messages.is_empty() {
             parts.push(format!("in flight: {}", messages.join(", ")));
         }
         parts.join(", ")
+    }
+
+    /// Whether a shard addition was started and has not admitted its shard
+    /// yet (a crashed operator counts: it restarts to finish).
+    fn shard_addition_pending(&self) -> bool {
+        match &self.adder {
+            Job::Up(addition) => !addition.is_admitted(),
+            Job::Down => true,
+            Job::Absent => false,
+        }
     }
 
     /// Whether, in every cell, the outbox is empty, every up host is at the
@@ -2451,40 +2461,19 @@ impl World {
 
     /// Why the world is not quiet, in words (for the REP-6 timeout's message).
     pub fn why_not_quiet(&self) -> Option<String> {
-        if self.is_quiet() {
-            return None;
+        let mut waiting = Vec::new();
+        if !self.clients_idle() {
+            waiting.push(format!("client operations ({})", self.client_work()));
         }
-        let (outbox, caught_up, none_creating) = self.cells_settled();
-        self.unquiet_reason(self.clients_idle(), outbox, caught_up, none_creating)
-    }
-
-    fn unquiet_reason(
-        &self,
-        clients_idle: bool,
-        outbox_empty: bool,
-        caught_up: bool,
-        none_creating: bool,
-    ) -> Option<String> {
-        let mut waiting: Vec<String> = [
-            (clients_idle, "client operations"),
+        let (outbox_empty, caught_up, none_creating) = self.cells_settled();
+        let settled = [
             (outbox_empty, "outbox rows"),
             (caught_up, "hosts catching up with the log"),
             (none_creating, "secrets still Creating"),
-        ]
-        .iter()
-        .filter(|(done, _)| !done)
-        .map(|(_, what)| (*what).to_string())
-        .collect();
-        if !clients_idle {
-            waiting[0] = format!("client operations ({})", self.client_work());
-        }
+        ];
+        waiting.extend(settled.iter().filter(|(done, _)| !done).map(|(_, what)| (*what).to_string()));
         waiting.extend(self.migration_pending());
-        let adding = match &self.adder {
-            Job::Up(addition) => !addition.is_admitted(),
-            Job::Down => true,
-            Job::Absent => false,
-        };
-        if adding {
+        if self.shard_addition_pending() {
             waiting.push("the shard addition".to_string());
         }
         (!waiting.is_empty()).then(|| waiting.join("; "))
@@ -2655,6 +2644,13 @@ fn stores_with_vaults(config: &WorldConfig, bugs: &Bugs) -> Vec<Store> {
     let outcome = stores[0].commit(&Transaction { reads: Vec::new(), writes });
     assert!(matches!(outcome, CommitOutcome::Committed { .. }), "routing setup commit failed: {outcome:?}");
     stores
+}
+
+/// Whether `message` is part of a client operation: to or from a client, a
+/// worker or a router, or a routed read on its proxied hop.
+fn is_client_message(message: &Message) -> bool {
+    let client_node = |node: NodeId| matches!(node, NodeId::Client | NodeId::Worker(_) | NodeId::Router(_));
+    client_node(message.from) || client_node(message.to) || matches!(message.payload, Payload::Proxied { .. })
 }
 
 /// One store with `config.vaults` (and a migration's seeded secrets).
