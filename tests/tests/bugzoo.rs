@@ -620,14 +620,14 @@ fn unthrottled_backfill_is_caught_by_the_simulator_as_thr3() {
     assert_eq!((seed, failure.step), (0, 288));
 }
 
+// --- routing (RTE-2 … RTE-4) -------------------------------------------------
+
 #[test]
 fn no_route_fallback_is_caught_by_the_simulator_as_rte2() {
     // A base-cell host that lacks a secret's route (its routing log is
     // behind) answers NotFound for a secret of vault 0, placed at the start.
-    let (seed, failure) = first_failure(Bug::NoRouteFallback);
-    assert_eq!(failure.violation.property, PropertyId::Rte2, "{}", failure.violation);
-    assert!(failure.violation.detail.contains("answered NotFound, but vault 0 was placed"), "{}", failure.violation);
-    assert_eq!((seed, failure.step), (3, 253));
+    let caught = simulator_catch(Bug::NoRouteFallback, PropertyId::Rte2, "answered NotFound, but vault 0 was placed");
+    assert_eq!(caught, (3, 253));
 }
 
 #[test]
@@ -635,31 +635,111 @@ fn route_before_ready_is_caught_by_the_simulator_as_rte3() {
     // A vault created while the live-added shard 2 waits for the base-cell
     // hosts to apply its registry row goes there: least loaded, but still
     // provisioning. Seed 0 creates no vault inside that window.
-    let (seed, failure) = first_failure(Bug::RouteBeforeReady);
-    assert_eq!(failure.violation.property, PropertyId::Rte3, "{}", failure.violation);
-    assert!(
-        failure.violation.detail.contains("placed on shard 2, which is still provisioning in the registry"),
-        "{}",
-        failure.violation
-    );
-    assert_eq!((seed, failure.step), (1, 1149));
+    let detail = "placed on shard 2, which is still provisioning in the registry";
+    assert_eq!(simulator_catch(Bug::RouteBeforeReady, PropertyId::Rte3, detail), (1, 1149));
+}
+
+#[test]
+fn ready_before_every_host_is_caught_by_the_simulator_as_rte3() {
+    // The shard addition marks shard 2 ready as soon as one base-cell host
+    // has applied its registry row; the other had not polled it yet.
+    // No model recipe: the sharded model configurations have one base-cell host.
+    let detail = "shard 2 was marked ready before base-cell host(s)";
+    assert_eq!(simulator_catch(Bug::ReadyBeforeEveryHost, PropertyId::Rte3, detail), (0, 1239));
 }
 
 #[test]
 fn route_by_tenancy_is_caught_by_the_simulator_as_rte4() {
     // Tenancy 1's first routed read pinned it to shard 0 (its vault 3); a
     // later read of its vault 2, which lives on shard 2, follows the pin.
-    let (seed, failure) = first_failure(Bug::RouteByTenancy);
-    assert_eq!(failure.violation.property, PropertyId::Rte4, "{}", failure.violation);
-    assert!(
-        failure
-            .violation
-            .detail
-            .contains("of caller tenancy 1 to shard 0, but its resource's vault 2 lives on shard 2"),
-        "{}",
-        failure.violation
+    let detail = "of caller tenancy 1 to shard 0, but its resource's vault 2 lives on shard 2";
+    assert_eq!(simulator_catch(Bug::RouteByTenancy, PropertyId::Rte4, detail), (0, 1178));
+}
+
+#[test]
+fn no_route_fallback_is_caught_by_the_model_checker_as_rte2() {
+    let catch = check(Bug::NoRouteFallback);
+    assert_eq!(catch.unique_states, 2_152);
+    assert_path(
+        &catch.path,
+        &[
+            "t=0ms submit req0 create s1 to worker0",
+            "t=0ms deliver client->worker0 request create s1",
+            "t=0ms deliver worker0->store read 2 keys",
+            "t=0ms deliver store->worker0 read reply",
+            "t=0ms deliver worker0->store commit (2 reads, 1 writes)",
+            "t=0ms deliver store->worker0 commit reply: committed",
+            "t=0ms deliver worker0->store1 read 3 keys",
+            "t=0ms deliver store1->worker0 read reply",
+            "t=0ms deliver worker0->store1 read 1 keys",
+            "t=0ms deliver store1->worker0 read reply",
+            "t=0ms deliver worker0->store1 commit (4 reads, 3 writes)",
+            "t=0ms deliver store1->worker0 commit reply: committed",
+            "t=0ms deliver worker0->client answer ok",
+            "t=0ms routed-read req1 s1 as t0 at host0",
+            "t=0ms deliver client->host0 routed-read s1 as t0",
+        ],
     );
-    assert_eq!((seed, failure.step), (0, 1178));
+}
+
+#[test]
+fn route_before_ready_is_caught_by_the_model_checker_as_rte3() {
+    let catch = check(Bug::RouteBeforeReady);
+    assert_eq!(catch.unique_states, 960);
+    assert_path(
+        &catch.path,
+        &[
+            "t=0ms submit req0 create-vault v1 to worker0",
+            "t=0ms deliver client->worker0 request create-vault v1",
+            "t=0ms deliver worker0->store read 3 keys",
+            "t=0ms deliver store->worker0 read reply",
+            "t=0ms deliver worker0->store commit (3 reads, 2 writes)",
+        ],
+    );
+}
+
+#[test]
+fn route_by_tenancy_is_caught_by_the_model_checker_as_rte4() {
+    let catch = check(Bug::RouteByTenancy);
+    assert_eq!(catch.unique_states, 6_414);
+    assert_path(
+        &catch.path,
+        &[
+            "t=0ms submit req0 create s0 to worker0",
+            "t=0ms deliver client->worker0 request create s0",
+            "t=0ms deliver worker0->store read 2 keys",
+            "t=0ms deliver store->worker0 read reply",
+            "t=0ms deliver worker0->store read 3 keys",
+            "t=0ms deliver store->worker0 read reply",
+            "t=0ms deliver worker0->store read 1 keys",
+            "t=0ms deliver store->worker0 read reply",
+            "t=0ms deliver worker0->store commit (6 reads, 4 writes)",
+            "t=0ms deliver store->worker0 commit reply: committed",
+            "t=0ms deliver worker0->client answer ok",
+            "t=0ms submit req1 create s1 to worker0",
+            "t=0ms deliver client->worker0 request create s1",
+            "t=0ms deliver worker0->store read 2 keys",
+            "t=0ms deliver store->worker0 read reply",
+            "t=0ms deliver worker0->store commit (2 reads, 1 writes)",
+            "t=0ms deliver store->worker0 commit reply: committed",
+            "t=0ms deliver worker0->store1 read 3 keys",
+            "t=0ms deliver store1->worker0 read reply",
+            "t=0ms deliver worker0->store1 read 1 keys",
+            "t=0ms deliver store1->worker0 read reply",
+            "t=0ms deliver worker0->store1 commit (4 reads, 3 writes)",
+            "t=0ms deliver store1->worker0 commit reply: committed",
+            "t=0ms deliver worker0->client answer ok",
+            "t=0ms routed-read req2 s0 as t0 at host0",
+            "t=0ms deliver client->host0 routed-read s0 as t0",
+            "t=0ms deliver router0->store read 1 keys",
+            "t=0ms deliver store->router0 read reply",
+            "t=0ms deliver host0->client host-read answer",
+            "t=0ms routed-read req3 s1 as t0 at host0",
+            "t=0ms deliver client->host0 routed-read s1 as t0",
+            "t=0ms deliver router0->store read 1 keys",
+            "t=0ms deliver store->router0 read reply",
+        ],
+    );
 }
 
 // --- the simulator ----------------------------------------------------------
@@ -674,6 +754,15 @@ fn specs() -> PathBuf {
 fn first_failure(bug: Bug) -> (u64, Failure) {
     let recipe = zoo::recipe(bug).simulator.unwrap_or_else(|| panic!("{} has no simulator recipe", bug.name()));
     first_failure_of(bug, &recipe)
+}
+
+/// The seed and step where the zoo's simulator recipe catches `bug`,
+/// asserting it is caught as `property` with a detail containing `detail`.
+fn simulator_catch(bug: Bug, property: PropertyId, detail: &str) -> (u64, u64) {
+    let (seed, failure) = first_failure(bug);
+    assert_eq!(failure.violation.property, property, "{}", failure.violation);
+    assert!(failure.violation.detail.contains(detail), "{}", failure.violation);
+    (seed, failure.step)
 }
 
 /// [`first_failure`] with another recipe than the zoo's.
@@ -853,105 +942,4 @@ fn payload(payload: &Payload) -> String {
         Payload::Proxied { routed } => format!("proxied to shard {}", routed.shard.0),
         Payload::RouteFailed { outcome, .. } => format!("route failed: {outcome:?}"),
     }
-}
-
-#[test]
-fn ready_before_every_host_is_caught_by_the_simulator_as_rte3() {
-    // The shard addition marks shard 2 ready as soon as one base-cell host
-    // has applied its registry row; the other had not polled it yet.
-    // No model recipe: the sharded model configurations have one base-cell host.
-    let (seed, failure) = first_failure(Bug::ReadyBeforeEveryHost);
-    assert_eq!(failure.violation.property, PropertyId::Rte3, "{}", failure.violation);
-    assert!(
-        failure.violation.detail.contains("shard 2 was marked ready before base-cell host(s)"),
-        "{}",
-        failure.violation
-    );
-    assert_eq!((seed, failure.step), (0, 1239));
-}
-
-#[test]
-fn no_route_fallback_is_caught_by_the_model_checker_as_rte2() {
-    let catch = check(Bug::NoRouteFallback);
-    assert_eq!(catch.unique_states, 2_152);
-    assert_path(
-        &catch.path,
-        &[
-            "t=0ms submit req0 create s1 to worker0",
-            "t=0ms deliver client->worker0 request create s1",
-            "t=0ms deliver worker0->store read 2 keys",
-            "t=0ms deliver store->worker0 read reply",
-            "t=0ms deliver worker0->store commit (2 reads, 1 writes)",
-            "t=0ms deliver store->worker0 commit reply: committed",
-            "t=0ms deliver worker0->store1 read 3 keys",
-            "t=0ms deliver store1->worker0 read reply",
-            "t=0ms deliver worker0->store1 read 1 keys",
-            "t=0ms deliver store1->worker0 read reply",
-            "t=0ms deliver worker0->store1 commit (4 reads, 3 writes)",
-            "t=0ms deliver store1->worker0 commit reply: committed",
-            "t=0ms deliver worker0->client answer ok",
-            "t=0ms routed-read req1 s1 as t0 at host0",
-            "t=0ms deliver client->host0 routed-read s1 as t0",
-        ],
-    );
-}
-
-#[test]
-fn route_before_ready_is_caught_by_the_model_checker_as_rte3() {
-    let catch = check(Bug::RouteBeforeReady);
-    assert_eq!(catch.unique_states, 960);
-    assert_path(
-        &catch.path,
-        &[
-            "t=0ms submit req0 create-vault v1 to worker0",
-            "t=0ms deliver client->worker0 request create-vault v1",
-            "t=0ms deliver worker0->store read 3 keys",
-            "t=0ms deliver store->worker0 read reply",
-            "t=0ms deliver worker0->store commit (3 reads, 2 writes)",
-        ],
-    );
-}
-
-#[test]
-fn route_by_tenancy_is_caught_by_the_model_checker_as_rte4() {
-    let catch = check(Bug::RouteByTenancy);
-    assert_eq!(catch.unique_states, 6_414);
-    assert_path(
-        &catch.path,
-        &[
-            "t=0ms submit req0 create s0 to worker0",
-            "t=0ms deliver client->worker0 request create s0",
-            "t=0ms deliver worker0->store read 2 keys",
-            "t=0ms deliver store->worker0 read reply",
-            "t=0ms deliver worker0->store read 3 keys",
-            "t=0ms deliver store->worker0 read reply",
-            "t=0ms deliver worker0->store read 1 keys",
-            "t=0ms deliver store->worker0 read reply",
-            "t=0ms deliver worker0->store commit (6 reads, 4 writes)",
-            "t=0ms deliver store->worker0 commit reply: committed",
-            "t=0ms deliver worker0->client answer ok",
-            "t=0ms submit req1 create s1 to worker0",
-            "t=0ms deliver client->worker0 request create s1",
-            "t=0ms deliver worker0->store read 2 keys",
-            "t=0ms deliver store->worker0 read reply",
-            "t=0ms deliver worker0->store commit (2 reads, 1 writes)",
-            "t=0ms deliver store->worker0 commit reply: committed",
-            "t=0ms deliver worker0->store1 read 3 keys",
-            "t=0ms deliver store1->worker0 read reply",
-            "t=0ms deliver worker0->store1 read 1 keys",
-            "t=0ms deliver store1->worker0 read reply",
-            "t=0ms deliver worker0->store1 commit (4 reads, 3 writes)",
-            "t=0ms deliver store1->worker0 commit reply: committed",
-            "t=0ms deliver worker0->client answer ok",
-            "t=0ms routed-read req2 s0 as t0 at host0",
-            "t=0ms deliver client->host0 routed-read s0 as t0",
-            "t=0ms deliver router0->store read 1 keys",
-            "t=0ms deliver store->router0 read reply",
-            "t=0ms deliver host0->client host-read answer",
-            "t=0ms routed-read req3 s1 as t0 at host0",
-            "t=0ms deliver client->host0 routed-read s1 as t0",
-            "t=0ms deliver router0->store read 1 keys",
-            "t=0ms deliver store->router0 read reply",
-        ],
-    );
 }
