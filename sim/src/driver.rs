@@ -391,9 +391,9 @@ struct Simulation<'a> {
     /// The vaults clients created whose placement committed, in that order:
     /// new secrets are spread over them too (see `vault_for_new_secret`).
     placed_vaults: Vec<VaultId>,
-    /// The secrets created in those vaults, with their vault's tenancy; every
-    /// other secret `s` is in configured vault `s % vaults`.
-    secrets_in_placed: BTreeMap<SecretId, (VaultId, u32)>,
+    /// The secrets created in those vaults; every other secret `s` is in
+    /// configured vault `s % vaults`.
+    secrets_in_placed: BTreeMap<SecretId, VaultId>,
     /// Secrets whose last acknowledged write left them existing, oldest first:
     /// the targets of updates, deletes and reads.
     live_secrets: Vec<SecretId>,
@@ -783,15 +783,15 @@ impl Simulation<'_> {
     fn create_vault(&mut self, request: RequestId, at: Time) -> Action {
         let vault = self.world.config().vaults.len() as u32 + self.vaults_created;
         self.vaults_created += 1;
-        let tenant = TenantId(vault % self.scenario.workload.tenants);
+        let tenant = self.tenant_of_created_vault(VaultId(vault));
         let worker = self.rng.below(u64::from(self.scenario.topology.workers)) as u32;
         Action::Submit { request, worker, operation: Operation::CreateVault { vault: VaultId(vault), tenant }, at }
     }
 
     /// The tenancy of secret `s`: that of its vault (`vault_for_new_secret`).
     fn tenant_of_secret(&self, secret: SecretId) -> u32 {
-        if let Some((_, tenant)) = self.secrets_in_placed.get(&secret) {
-            return *tenant;
+        if let Some(vault) = self.secrets_in_placed.get(&secret) {
+            return self.tenant_of_created_vault(*vault).0;
         }
         let vaults = &self.world.config().vaults;
         vaults[(secret.0 as usize) % vaults.len()].1 .0
@@ -812,9 +812,13 @@ impl Simulation<'_> {
             return vaults[index].0;
         }
         let vault = self.placed_vaults[index - configured];
-        let tenant = vault.0 % self.scenario.workload.tenants;
-        self.secrets_in_placed.insert(secret, (vault, tenant));
+        self.secrets_in_placed.insert(secret, vault);
         vault
+    }
+
+    /// The tenancy a client-created vault belongs to: `vault mod tenants`.
+    fn tenant_of_created_vault(&self, vault: VaultId) -> TenantId {
+        TenantId(vault.0 % self.scenario.workload.tenants)
     }
 
     /// A client operation: kind by the mix, secret by Zipf popularity.
